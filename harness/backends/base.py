@@ -1,0 +1,97 @@
+"""The small interface every inference runtime implements.
+
+Timestamps are time.monotonic() seconds so the energy sampler (same clock) can align phases.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Runtime knobs; values come from the device profile, overridden by the matrix."""
+
+    n_threads: int | None = None  # None: the runtime's default (all physical cores)
+    n_ctx: int = 2048
+    n_batch: int = 512
+    use_mmap: bool = True
+    use_mlock: bool = False
+    seed: int = 0
+    need_logits: bool = False  # quality/fidelity workloads need logits for every position
+    extra: dict[str, Any] = field(default_factory=dict)  # runtime-specific (e.g. ONNX providers)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One greedy generation with per-token timing."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    t_start_s: float  # monotonic, just before the prompt is evaluated
+    t_first_token_s: float  # monotonic, when the first generated token was available
+    t_end_s: float  # monotonic, after the last token
+    token_times_s: tuple[float, ...]  # monotonic time at which each generated token was available
+    stop_reason: str  # "length" | "stop" | "eos"
+
+    @property
+    def ttft_s(self) -> float:
+        return self.t_first_token_s - self.t_start_s
+
+    @property
+    def e2e_latency_s(self) -> float:
+        return self.t_end_s - self.t_start_s
+
+    @property
+    def prefill_tokens_per_s(self) -> float:
+        return self.tokens_in / self.ttft_s if self.ttft_s > 0 else float("nan")
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        """Tokens after the first, over the time after the first (the first comes with prefill)."""
+        n = self.tokens_out - 1
+        dt = self.t_end_s - self.t_first_token_s
+        return n / dt if n > 0 and dt > 0 else float("nan")
+
+
+class Backend(ABC):
+    """load -> generate/logits (any number of times) -> unload."""
+
+    name: str = "base"
+
+    @abstractmethod
+    def load(self, model: Path, settings: RuntimeSettings) -> None: ...
+
+    @abstractmethod
+    def generate(self, prompt: str, max_tokens: int, stop: Sequence[str] = (),
+                 add_bos: bool = True) -> Generation:
+        """Greedy decoding from a fresh context (no prompt cache reuse between calls)."""
+
+    @abstractmethod
+    def tokenize(self, text: str, add_bos: bool = False) -> list[int]: ...
+
+    @abstractmethod
+    def detokenize(self, tokens: Sequence[int]) -> str: ...
+
+    @abstractmethod
+    def logits(self, tokens: Sequence[int]) -> np.ndarray:
+        """Float32 array (len(tokens), n_vocab); row i is the distribution predicting token i+1.
+
+        Needs RuntimeSettings.need_logits=True at load.
+        """
+
+    @abstractmethod
+    def unload(self) -> None: ...
+
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """Runtime name, version and build info, for the manifest and records."""
+
+    @property
+    @abstractmethod
+    def eos_token(self) -> int: ...
