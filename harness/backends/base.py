@@ -69,8 +69,12 @@ class Backend(ABC):
 
     @abstractmethod
     def generate(self, prompt: str, max_tokens: int, stop: Sequence[str] = (),
-                 add_bos: bool = True) -> Generation:
-        """Greedy decoding from a fresh context (no prompt cache reuse between calls)."""
+                 add_bos: bool = True, ignore_eos: bool = False) -> Generation:
+        """Greedy decoding from a fresh context (no prompt cache reuse between calls).
+
+        Stops at max_tokens, at the first stop string (the text is cut before it), or at EOS
+        unless ignore_eos (fixed-length benchmarks).
+        """
 
     @abstractmethod
     def tokenize(self, text: str, add_bos: bool = False) -> list[int]: ...

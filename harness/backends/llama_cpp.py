@@ -1,0 +1,153 @@
+"""llama.cpp through llama-cpp-python: the first backend.
+
+Greedy decoding through `Llama.generate` with top_k=1 and temperature 0 so that every level and
+device decodes the same way; per-token timestamps are taken as each token is produced.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import HarnessError, ModelError
+from .base import Backend, Generation, RuntimeSettings
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """llama.cpp prints its load log on fd 2 even with verbose=False on some builds."""
+    try:
+        fd = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(fd, 2)
+        os.close(fd)
+        os.close(devnull)
+
+
+class LlamaCppBackend(Backend):
+    name = "llama_cpp"
+
+    def __init__(self) -> None:
+        self._llm: Any = None
+        self._settings: RuntimeSettings | None = None
+
+    def load(self, model: Path, settings: RuntimeSettings) -> None:
+        import llama_cpp
+
+        kwargs: dict[str, Any] = dict(
+            model_path=str(model), n_ctx=settings.n_ctx, n_batch=settings.n_batch,
+            use_mmap=settings.use_mmap, use_mlock=settings.use_mlock, seed=settings.seed,
+            logits_all=settings.need_logits, n_gpu_layers=int(settings.extra.get("n_gpu_layers", 0)),
+            verbose=False)
+        if settings.n_threads:
+            kwargs["n_threads"] = settings.n_threads
+            kwargs["n_threads_batch"] = settings.n_threads
+        try:
+            with _quiet_stderr():
+                self._llm = llama_cpp.Llama(**kwargs)
+        except ValueError as e:  # llama-cpp-python raises ValueError("Failed to load model ...")
+            raise ModelError(f"llama.cpp could not load {model}: {e}") from None
+        self._settings = settings
+
+    @property
+    def llm(self) -> Any:
+        if self._llm is None:
+            raise HarnessError("backend used before load()")
+        return self._llm
+
+    @property
+    def eos_token(self) -> int:
+        return int(self.llm.token_eos())
+
+    def tokenize(self, text: str, add_bos: bool = False) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.llm.detokenize(list(tokens)).decode("utf-8", errors="replace")
+
+    def generate(self, prompt: str, max_tokens: int, stop: Sequence[str] = (),
+                 add_bos: bool = True, ignore_eos: bool = False) -> Generation:
+        llm = self.llm
+        prompt_tokens = self.tokenize(prompt, add_bos=add_bos)
+        n_ctx = llm.n_ctx()
+        if len(prompt_tokens) + max_tokens > n_ctx:
+            raise HarnessError(f"prompt ({len(prompt_tokens)} tokens) + max_tokens ({max_tokens}) "
+                               f"exceeds the context size n_ctx={n_ctx}; raise runtime.n_ctx")
+        eos = self.eos_token
+        llm.reset()  # no prompt-cache reuse: every repetition pays its full prefill
+        out: list[int] = []
+        times: list[float] = []
+        reason = "length"
+        text = ""
+        t_start = time.monotonic()
+        for tok in llm.generate(prompt_tokens, top_k=1, top_p=1.0, min_p=0.0, temp=0.0,
+                                repeat_penalty=1.0, reset=True):
+            now = time.monotonic()
+            if tok == eos and not ignore_eos:
+                reason = "eos"
+                times.append(now)
+                break
+            out.append(int(tok))
+            times.append(now)
+            if stop:
+                text = self.detokenize(out)
+                cut = _first_stop(text, stop)
+                if cut is not None:
+                    text = text[:cut]
+                    reason = "stop"
+                    break
+            if len(out) >= max_tokens:
+                break
+        t_end = time.monotonic()
+        if not stop or reason != "stop":
+            text = self.detokenize(out)
+        t_first = times[0] if times else t_end
+        return Generation(text=text, tokens_in=len(prompt_tokens), tokens_out=len(out),
+                          t_start_s=t_start, t_first_token_s=t_first, t_end_s=t_end,
+                          token_times_s=tuple(times[:len(out)]), stop_reason=reason)
+
+    def logits(self, tokens: Sequence[int]) -> np.ndarray:
+        if self._settings is None or not self._settings.need_logits:
+            raise HarnessError("logits() needs the model loaded with need_logits=True")
+        llm = self.llm
+        if len(tokens) > llm.n_ctx():
+            raise HarnessError(f"{len(tokens)} tokens exceed n_ctx={llm.n_ctx()}")
+        llm.reset()
+        llm.eval(list(tokens))
+        return np.array(llm.scores[: len(tokens)], dtype=np.float32, copy=True)
+
+    def unload(self) -> None:
+        if self._llm is not None:
+            with contextlib.suppress(Exception):
+                self._llm.close()
+            self._llm = None
+
+    def info(self) -> dict[str, Any]:
+        return runtime_info()
+
+
+def _first_stop(text: str, stop: Sequence[str]) -> int | None:
+    hits = [text.find(s) for s in stop if s and s in text]
+    return min(hits) if hits else None
+
+
+def runtime_info() -> dict[str, Any]:
+    import llama_cpp
+
+    try:
+        system_info = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
+    except Exception as e:  # older builds lack it; the manifest records why
+        system_info = f"unavailable ({type(e).__name__})"
+    return {"runtime": "llama_cpp", "version": getattr(llama_cpp, "__version__", "unknown"),
+            "system_info": system_info}

@@ -1,0 +1,213 @@
+"""What runs inside a cell's child process: load, baseline, warm-up, measured repetitions.
+
+The child sends messages to the parent over a pipe and never writes result files itself, so a
+crash or a kill here cannot corrupt the run directory; the parent records what arrived.
+Messages: ("record", rec) ("trace", rows) ("samples", rows) ("state", dict) ("log", text)
+("error", reason, kind, traceback_text) ("done",).
+"""
+from __future__ import annotations
+
+import resource
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from .backends import get_backend
+from .backends.base import Backend, RuntimeSettings
+from .errors import HarnessError
+from .matrix import Cell, workload_module
+from .records import REPETITION, make_record
+
+Emit = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class CellPayload:
+    """Everything the child needs, resolved by the parent (picklable)."""
+
+    cell: Cell
+    run_id: str
+    attempt: str
+    artifact: Path
+    reference_artifact: Path | None  # fidelity: the reference level's artifact
+    model_fields: dict[str, Any]  # sha256, size, params, quant type ... of the artifact
+    profile: Any  # harness.devices.Profile
+    emulated: bool
+    settings: RuntimeSettings
+    carbon_g_per_kwh: float
+    carbon_source: str
+
+
+class MemoryWatch:
+    """Samples this process's RSS in a thread: the peak between reset() and peak_bytes."""
+
+    def __init__(self, interval_s: float = 0.05):
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval_s = interval_s
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-watch", daemon=True)
+
+    def start(self) -> "MemoryWatch":
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.sample()
+
+    def sample(self) -> int:
+        rss = int(self._proc.memory_info().rss)
+        self._peak = max(self._peak, rss)
+        return rss
+
+    def reset(self) -> None:
+        self._peak = 0
+        self.sample()
+
+    @property
+    def peak_bytes(self) -> int:
+        self.sample()
+        return self._peak
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def hwm_bytes() -> int:
+    """The OS high-water mark of resident memory for this process (since it started)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(ru if sys.platform == "darwin" else ru * 1024)
+
+
+class QualityCtx:
+    """What a quality workload may ask of the cell (see harness.quality.base.QualityContext)."""
+
+    def __init__(self, payload: CellPayload):
+        self._payload = payload
+        self.seed = payload.settings.seed
+
+    def open_reference_backend(self) -> Backend:
+        ref = self._payload.reference_artifact
+        if ref is None:
+            raise HarnessError("this workload has no reference level")
+        backend = get_backend(self._payload.cell.runtime)
+        backend.load(ref, replace(self._payload.settings, need_logits=True))
+        return backend
+
+
+def cell_main(payload: CellPayload, conn: Any) -> None:
+    """Child process entry point."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+
+    def emit(*msg: Any) -> None:
+        conn.send(msg)
+
+    try:
+        run_cell(payload, emit)
+        emit("done")
+    except HarnessError as e:
+        emit("error", str(e), "error", traceback.format_exc())
+    except MemoryError:
+        emit("error", "out of memory (MemoryError) in the cell process", "oom", traceback.format_exc())
+    except Exception as e:
+        emit("error", f"{type(e).__name__}: {e}", "crash", traceback.format_exc())
+    finally:
+        conn.close()
+
+
+def run_cell(p: CellPayload, emit: Emit) -> None:
+    from . import devices, energy
+
+    cell = p.cell
+    if p.emulated:
+        applied = devices.apply_emulation(p.profile)
+        emit("log", f"emulating {p.profile.name}: {applied}")
+    state_before = devices.read_state(p.profile)
+    sensor = energy.open_sensor(cell.energy, list(p.profile.sensors), p.profile.estimate)
+    rate_hz = cell.energy.rate_hz
+    mem = MemoryWatch().start()
+    backend = get_backend(cell.runtime)
+
+    sampler = energy.Sampler(sensor, rate_hz)
+    sampler.start()
+    t_load0 = time.monotonic()
+    backend.load(p.artifact, p.settings)
+    t_load1 = time.monotonic()
+    load_trace = sampler.stop()
+    emit("trace", load_trace.to_rows("load"))
+    load_time_s = t_load1 - t_load0
+    energy_load_j = _window_or_none(load_trace, t_load0, t_load1)
+    rss_after_load = mem.sample()
+
+    baseline_w, base_trace = energy.measure_baseline(sensor, rate_hz, cell.energy.baseline_s)
+    emit("trace", base_trace.to_rows("baseline"))
+
+    mod = workload_module(cell.workload.kind)
+    ctx = QualityCtx(p)
+    for _ in range(cell.workload.warmup):
+        mod.run(backend, cell.workload.config, ctx)
+
+    common = {"attempt": p.attempt, "workload_kind": cell.workload.kind, "emulated": p.emulated,
+              "load_time_s": load_time_s, "energy_load_j": energy_load_j,
+              "rss_after_load_bytes": rss_after_load, "runtime_info": backend.info(),
+              **p.model_fields}
+    for rep in range(cell.workload.repetitions):
+        mem.reset()
+        sampler = energy.Sampler(sensor, rate_hz)
+        sampler.start()
+        t0 = time.monotonic()
+        result = mod.run(backend, cell.workload.config, ctx)
+        t1 = time.monotonic()
+        trace = sampler.stop()
+        phases = _phases(result, t0, t1)
+        e = energy.account(trace, (t0, t1), phases, baseline_w, result.tokens_in, result.tokens_out,
+                           p.carbon_g_per_kwh)
+        rec = make_record(REPETITION, p.run_id, cell.key, **common, repetition=rep,
+                          tokens_in=result.tokens_in, tokens_out=result.tokens_out,
+                          peak_rss_bytes=mem.peak_bytes, peak_rss_hwm_bytes=hwm_bytes(),
+                          **result.metrics, **e, carbon_source=p.carbon_source,
+                          warnings=list(result.warnings))
+        gen = getattr(result, "generation", None)
+        if gen is not None:
+            rec["output_text"] = gen.text
+            rec["stop_reason"] = gen.stop_reason
+        if result.samples:
+            emit("samples", [{"repetition": rep, **s} for s in result.samples])
+            rec["samples_file"] = f"samples/{cell.key.cell_id}.jsonl"
+        emit("trace", trace.to_rows(rep))
+        emit("record", rec)
+    backend.unload()
+    mem.stop()
+    state_after = devices.read_state(p.profile)
+    throttled, why = _throttled(devices, state_before, state_after)
+    emit("state", {"state_before": state_before, "state_after": state_after, "throttled": throttled,
+                   "throttled_reason": why, "power_mode_actual": devices.read_power_mode(p.profile)})
+
+
+def _window_or_none(trace: Any, t0: float, t1: float) -> float | None:
+    try:
+        return trace.window(t0, t1) if trace.valid else None
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _phases(result: Any, t0: float, t1: float) -> dict[str, tuple[float, float]]:
+    gen = getattr(result, "generation", None)
+    if gen is None:
+        return {"run": (t0, t1)}
+    return {"prefill": (gen.t_start_s, gen.t_first_token_s), "decode": (gen.t_first_token_s, gen.t_end_s)}
+
+
+def _throttled(devices: Any, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str | None]:
+    out = devices.was_throttled(before, after)
+    if isinstance(out, tuple):
+        return bool(out[0]), out[1]
+    return bool(out), None

@@ -1,0 +1,180 @@
+"""Runs each cell in its own child process with a timeout; records what arrives.
+
+A crash, an out-of-memory kill or a hang in one cell becomes that cell's `cell_failed` record with
+a reason a person can act on, and the run goes on to the next cell.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .cell import CellPayload, cell_main
+from .records import CELL_FAILED, CELL_SUMMARY, make_record
+from .stats import is_unstable, summarize
+from .store import RunWriter
+
+# Repetition fields that are identities or constants, not measurements to summarise.
+_NOT_METRICS = frozenset({"schema_version", "repetition", "model_size_bytes", "model_params",
+                          "bits_per_weight", "model_context_length", "sample_gaps",
+                          "carbon_intensity_g_per_kwh"})
+_CARRIED = ("workload_kind", "emulated", "energy_method", "energy_sensor", "energy_model",
+            "energy_coverage", "model_sha256", "model_size_bytes", "model_params", "quant_type",
+            "bits_per_weight", "model_architecture", "model_source", "source_quant_type",
+            "compression", "samples_file", "carbon_source", "carbon_intensity_g_per_kwh",
+            "runtime_info")
+
+
+@dataclass
+class CellOutcome:
+    ok: bool
+    summary: dict[str, Any] | None
+    failure: dict[str, Any] | None
+    repetitions: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+
+class StopRequested(Exception):
+    """The user asked the run to stop (Ctrl-C / SIGTERM)."""
+
+
+def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
+                     memory_limit_bytes: int | None = None,
+                     should_stop: Callable[[], bool] = lambda: False,
+                     log: Callable[[str], None] = lambda s: None) -> CellOutcome:
+    """Run one cell in a spawned child, stream its records to the run directory."""
+    ctx = mp.get_context("spawn")
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=cell_main, args=(payload, child_conn), daemon=True)
+    t0 = time.monotonic()
+    proc.start()
+    child_conn.close()
+    reps: list[dict[str, Any]] = []
+    state: dict[str, Any] = {}
+    failure: tuple[str, str, str] | None = None  # (reason, kind, detail)
+    done = False
+    watcher = _RssWatcher(proc.pid) if memory_limit_bytes else None
+    cell_id = payload.cell.key.cell_id
+    while True:
+        if should_stop():
+            failure = ("interrupted by the user; rerun with --resume", "interrupted", "")
+            break
+        if time.monotonic() - t0 > timeout_s:
+            failure = (f"timed out after {timeout_s:.0f} s (timeout_s in the matrix)", "timeout", "")
+            break
+        if watcher is not None:
+            rss = watcher.rss()
+            if rss is not None and rss > memory_limit_bytes:
+                failure = (f"does not fit: the cell process reached {rss / 2**20:.0f} MiB, above the "
+                           f"emulated profile's limit of {memory_limit_bytes / 2**20:.0f} MiB",
+                           "does_not_fit", "")
+                break
+        if parent_conn.poll(0.1):
+            try:
+                msg = parent_conn.recv()
+            except (EOFError, OSError):
+                break  # the child is gone; its exit code says why
+            kind = msg[0]
+            if kind == "record":
+                writer.append(msg[1])
+                reps.append(msg[1])
+            elif kind == "trace":
+                writer.append_trace(cell_id, msg[1])
+            elif kind == "samples":
+                writer.append_samples(cell_id, msg[1])
+            elif kind == "state":
+                state = msg[1]
+            elif kind == "log":
+                log(msg[1])
+            elif kind == "error":
+                failure = (msg[1], msg[2], msg[3])
+            elif kind == "done":
+                done = True
+                break
+        elif not proc.is_alive() and not parent_conn.poll(0):
+            break
+    _reap(proc)
+    elapsed = time.monotonic() - t0
+    if done and failure is None:
+        summary = summarize_cell(payload, reps, state)
+        writer.append(summary)
+        return CellOutcome(True, summary, None, reps, elapsed)
+    if failure is None:
+        failure = _exit_reason(proc.exitcode)
+    rec = make_record(CELL_FAILED, payload.run_id, payload.cell.key, attempt=payload.attempt,
+                      status="failed", reason=failure[0], failure_kind=failure[1],
+                      exit_code=proc.exitcode, stderr_tail=failure[2][-4000:],
+                      n_repetitions_done=len(reps), emulated=payload.emulated,
+                      workload_kind=payload.cell.workload.kind, elapsed_s=elapsed)
+    writer.append(rec)
+    if failure[1] == "interrupted":
+        raise StopRequested()
+    return CellOutcome(False, None, rec, reps, elapsed)
+
+
+def _reap(proc: Any) -> None:
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(3)
+    if proc.is_alive():
+        proc.kill()
+    proc.join(5)
+
+
+def _exit_reason(code: int | None) -> tuple[str, str, str]:
+    if code is not None and code < 0:
+        sig = -code
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig == signal.SIGKILL:
+            return (f"the cell process was killed ({name}); on Linux this is usually the "
+                    "out-of-memory killer: check `dmesg`, or use a smaller model/level", "oom", "")
+        return (f"the cell process died from signal {name} (a crash in the runtime)", "crash", "")
+    return (f"the cell process exited with code {code} without finishing", "crash", "")
+
+
+class _RssWatcher:
+    def __init__(self, pid: int):
+        import psutil
+
+        try:
+            self._proc = psutil.Process(pid)
+        except psutil.Error:
+            self._proc = None
+
+    def rss(self) -> int | None:
+        import psutil
+
+        if self._proc is None:
+            return None
+        try:
+            return int(self._proc.memory_info().rss)
+        except psutil.Error:
+            return None
+
+
+def summarize_cell(payload: CellPayload, reps: list[dict[str, Any]], state: dict[str, Any]) -> dict[str, Any]:
+    """Per-metric mean/median/p90/stdev/CI over the repetitions; flags unstable metrics."""
+    names = sorted({k for r in reps for k, v in r.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in _NOT_METRICS})
+    metrics = {n: summarize([r.get(n) for r in reps]) for n in names}
+    unstable = [n for n, s in metrics.items() if is_unstable(s) and _timing_or_energy(n)]
+    warnings = sorted({w for r in reps for w in r.get("warnings", [])})
+    if unstable:
+        warnings.append("unstable (stdev > 10% of mean): " + ", ".join(unstable))
+    if not all(r.get("energy_valid", True) for r in reps):
+        warnings.append("energy invalid in some repetitions: " + "; ".join(
+            sorted({str(r.get("energy_invalid_reason")) for r in reps if not r.get("energy_valid", True)})))
+    last = reps[-1] if reps else {}
+    carried = {k: last.get(k) for k in _CARRIED if k in last}
+    return make_record(CELL_SUMMARY, payload.run_id, payload.cell.key, attempt=payload.attempt,
+                       status="ok", n_repetitions=len(reps), warmup=payload.cell.workload.warmup,
+                       metrics=metrics, unstable=unstable, warnings=warnings, **carried,
+                       throttled=state.get("throttled"), throttled_reason=state.get("throttled_reason"),
+                       state_before=state.get("state_before"), state_after=state.get("state_after"),
+                       power_mode_actual=state.get("power_mode_actual"))
+
+
+def _timing_or_energy(name: str) -> bool:
+    return name.endswith(("_s", "_per_s", "_j", "_w", "_bytes")) or name == "tokens_per_j"

