@@ -1,0 +1,70 @@
+"""Writers for check verdicts: a terminal table, Markdown (PR comments), JUnit XML (CI systems).
+
+All three are pure functions of the verdict list, so what CI shows is exactly what was decided.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+from .verdict import INCONCLUSIVE, NO_DATA, Verdict
+
+COLUMNS = ("check", "cell", "metric", "expected", "measured", "95% CI", "status", "notes")
+
+
+def _cells(v: Verdict) -> tuple[str, ...]:
+    return (v.group, v.cell, v.metric, v.expected, v.measured, v.ci, v.label, "; ".join(v.notes))
+
+
+def summary_line(verdicts: list[Verdict]) -> str:
+    broken = sum(v.breaks for v in verdicts)
+    counts = Counter(v.status for v in verdicts)
+    parts = [f"{len(verdicts)} check(s)", f"{broken} broken"]
+    parts += [f"{counts[s]} {s.replace('_', ' ')}" for s in (INCONCLUSIVE, NO_DATA) if counts[s]]
+    verdict = "FAILED" if broken else "OK"
+    return f"{verdict}: " + ", ".join(parts)
+
+
+def format_table(verdicts: list[Verdict]) -> str:
+    """Plain aligned text; the notes column is last so long notes do not push numbers around."""
+    rows = [COLUMNS] + [_cells(v) for v in verdicts]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
+    return "\n".join(line.rstrip() for line in lines) + "\n" + summary_line(verdicts) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_markdown(verdicts: list[Verdict], title: str) -> str:
+    """A table of every check, broken ones first, ready to paste into a PR comment."""
+    ordered = sorted(verdicts, key=lambda v: (not v.breaks, v.status != INCONCLUSIVE))
+    out = [f"## {_md_escape(title)}", "", f"**{summary_line(verdicts)}**", "",
+           "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for v in ordered:
+        cells = [_md_escape(c) for c in _cells(v)]
+        cells[6] = f"**{cells[6]}**" if v.breaks else cells[6]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def to_junit(verdicts: list[Verdict], suite_name: str) -> str:
+    """One <testcase> per verdict: <failure> when it breaks the build, <skipped> for allowed gaps."""
+    root = ET.Element("testsuites", name="edgebench check")
+    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(verdicts)),
+                          failures=str(sum(v.breaks for v in verdicts)), errors="0",
+                          skipped=str(sum(v.status == NO_DATA and not v.breaks for v in verdicts)))
+    for v in verdicts:
+        case = ET.SubElement(suite, "testcase", classname=f"{v.check}.{v.group}", name=v.test_name,
+                             time="0")
+        detail = (f"expected {v.expected}; measured {v.measured}; 95% CI {v.ci}; status {v.label}"
+                  + (f"; {'; '.join(v.notes)}" if v.notes else ""))
+        if v.breaks:
+            ET.SubElement(case, "failure", message=f"{v.metric}: {v.label}", type=v.status).text = detail
+        elif v.status == NO_DATA:
+            ET.SubElement(case, "skipped", message=detail)
+        else:
+            ET.SubElement(case, "system-out").text = detail
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
