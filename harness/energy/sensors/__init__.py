@@ -1,0 +1,1 @@
+"""One module per sensor; each exposes `create(config, estimate_params) -> Sensor`."""

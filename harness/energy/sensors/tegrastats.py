@@ -1,0 +1,72 @@
+"""Jetson `tegrastats`: rail powers parsed from its periodic line, for when sysfs is unreadable.
+
+Each rail prints `NAME cur/avg` (older) or `NAME curmW/avgmW` (newer), sometimes with a third
+value; the first is the instantaneous reading, the others are the tool's running averages and are
+never used. Effective resolution: the tool's interval.
+"""
+from __future__ import annotations
+
+import re
+
+from ..base import PowerSensor
+from ..config import EnergyConfig
+from ..tool import StreamingTool, find_tool
+from . import jetson_rails
+
+_RAIL = re.compile(r"(?<!\S)([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/\d+(?:mW)?(?:/\d+(?:mW)?)?(?!\S)")
+FIX = "tegrastats ships with JetPack (/usr/bin/tegrastats); run on a Jetson with it on PATH"
+MIN_INTERVAL_MS = 100
+
+
+def parse_rails_w(line: str) -> dict[str, float]:
+    """{rail: W} from one tegrastats line (first value of each rail)."""
+    return {name: int(mw) / 1000.0 for name, mw in _RAIL.findall(line)}
+
+
+def total_w(rails: dict[str, float]) -> tuple[float, str, str | None]:
+    """(W, coverage, note): the input rail alone if present, else the sum (AGX)."""
+    names, coverage, note = jetson_rails.choose(list(rails))
+    return sum(rails[n] for n in names), coverage, note
+
+
+class _LineParser:
+    def __init__(self) -> None:
+        self.coverage: str | None = None
+        self.note: str | None = None
+
+    def feed(self, line: str) -> float | None:
+        if not line.strip():
+            return None
+        rails = parse_rails_w(line)
+        if not rails:
+            raise ValueError(f"no power rails in tegrastats line: {line[:120]!r}")
+        watts, self.coverage, self.note = total_w(rails)
+        return watts
+
+
+class Tegrastats(PowerSensor):
+    name = "tegrastats"
+    max_power_w = 200.0
+
+    def __init__(self, interval_ms: int):
+        super().__init__()
+        self.parser = _LineParser()
+        exe = find_tool("tegrastats", FIX)
+        self.interval_ms = interval_ms
+        self.stream = StreamingTool([exe, "--interval", str(interval_ms)], self.parser,
+                                    max_age_s=max(2.0, 5 * interval_ms / 1000), fix=FIX)
+        self.stream.start(first_value_timeout_s=max(3.0, 3 * interval_ms / 1000))
+        self.coverage = self.parser.coverage or "module_input"
+        if self.parser.note:
+            self.notes.append(self.parser.note)
+        self.notes.append(f"tegrastats interval {interval_ms} ms (readings update at that rate)")
+
+    def read_power_w(self) -> float:
+        return self.stream.latest_w()
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def create(config: EnergyConfig, estimate_params: dict | None) -> Tegrastats:
+    return Tegrastats(max(MIN_INTERVAL_MS, int(round(1000 / config.rate_hz))))
