@@ -86,7 +86,11 @@ class Sampler:
 def measure_baseline(sensor: Sensor, rate_hz: float, duration_s: float) -> tuple[float, Trace]:
     """Idle power (W) over `duration_s` with nothing running, e.g. with the model loaded.
 
-    An invalid baseline raises SensorError: net energy built on it would be wrong."""
+    An invalid baseline raises SensorError: net energy built on it would be wrong.
+    duration_s <= 0 (baseline_s: 0) skips it: NaN power, so net energy and carbon become null."""
+    if duration_s <= 0:
+        return float("nan"), Trace(kind=sensor.kind, t_s=np.array([]), values=np.array([]),
+                                   nominal_rate_hz=rate_hz, sensor=sensor.info())
     sampler = Sampler(sensor, rate_hz).start()
     time.sleep(duration_s)
     trace = sampler.stop()

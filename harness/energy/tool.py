@@ -5,6 +5,7 @@ script first on PATH and a hung tool cannot hang a benchmark.
 """
 from __future__ import annotations
 
+import atexit
 import shutil
 import subprocess
 import threading
@@ -60,6 +61,7 @@ class StreamingTool:
     def start(self, first_value_timeout_s: float) -> None:
         self._proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True, errors="replace", bufsize=1)
+        atexit.register(self.close)  # a forgotten close() must not leave the tool running
         threading.Thread(target=self._pump, args=(self._proc.stdout, self._on_line),
                          daemon=True).start()
         threading.Thread(target=self._pump, args=(self._proc.stderr, self._stderr.append),

@@ -131,3 +131,16 @@ def test_scripted_selectable_from_the_matrix():
     with pytest.raises(SensorProblem, match="require_measured"):
         open_sensor(cfg({"sensor": "scripted", "scripted": {"base_w": 4},
                          "require_measured": True}), [], None)
+
+
+def test_probe_reports_ok_and_fix(monkeypatch, tmp_path):
+    from energy_testkit import write_tree
+    from harness.energy import probe_sensor
+    monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(tmp_path))
+    missing = probe_sensor("rapl")
+    assert not missing.ok and "modprobe" in missing.fix
+    write_tree(tmp_path, {"/sys/class/powercap/intel-rapl:0/name": "package-0",
+                          "/sys/class/powercap/intel-rapl:0/energy_uj": 1})
+    found = probe_sensor("rapl")
+    assert found.ok and "measured" in found.detail and "package" in found.detail
+    assert not probe_sensor("scripted").ok
