@@ -1,0 +1,107 @@
+"""What every quality workload returns, plus the config keys and item selection they share.
+
+Item selection is seeded from the workload entry (not the cell), so every level of a model answers
+the very same items and levels can be compared pairwise (harness.quality.compare).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence, TypeVar
+
+from ..backends.base import Backend
+from ..errors import HarnessError
+from ..schema import Node
+from ..stats import wilson_ci
+
+# Keys every quality workload entry accepts; each kind adds its own.
+BASE_KEYS: tuple[str, ...] = ("name", "kind", "samples", "seed", "max_tokens")
+
+# The labels a generated answer can get (closed_book and halueval).
+CORRECT, HALLUCINATED, ABSTAINED, OTHER = "correct", "hallucinated", "abstained", "other"
+
+T = TypeVar("T")
+
+
+class QualityContext(Protocol):
+    """What the cell child offers a quality workload."""
+
+    seed: int
+
+    def open_reference_backend(self) -> Backend:
+        """The reference level's model, loaded with the same runtime settings (fidelity only)."""
+
+
+@dataclass
+class WorkloadResult:
+    """metrics use the record field names of docs/ARCHITECTURE.md; samples are the audit trail."""
+
+    metrics: dict[str, float]
+    samples: list[dict[str, Any]]
+    tokens_in: int
+    tokens_out: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BaseSettings:
+    name: str
+    samples: int
+    seed: int
+    max_tokens: int
+
+
+def base_settings(node: Node, extra_keys: Sequence[str], required: Sequence[str] = (),
+                  default_samples: int = 50, default_max_tokens: int = 32) -> BaseSettings:
+    """Validate the workload mapping (unknown keys rejected) and read the shared keys."""
+    node.mapping(allowed=[*BASE_KEYS, *extra_keys], required=["name", "kind", *required])
+    return BaseSettings(
+        name=node.get("name").str(),
+        samples=node.opt("samples", "int", default_samples, min=1),
+        seed=node.opt("seed", "int", 0, min=0),
+        max_tokens=node.opt("max_tokens", "int", default_max_tokens, min=1, max=4096),
+    )
+
+
+def select(items: Sequence[T], n: int, seed: int, what: str) -> list[tuple[int, T]]:
+    """A seeded sample of n items as (index, item), in sampled order; the same for every level.
+
+    Asking for more items than exist is an error rather than a silent cap, because the sample
+    size sets the confidence interval the user planned for.
+    """
+    if n > len(items):
+        raise HarnessError(f"samples: {n} requested but {what} has only {len(items)} items; "
+                           f"set samples to at most {len(items)}")
+    idx = random.Random(seed).sample(range(len(items)), n)
+    return [(i, items[i]) for i in idx]
+
+
+def label_metrics(labels: Sequence[str], empty: Sequence[bool]) -> tuple[dict[str, float], list[str]]:
+    """Rates over all items with 95% Wilson intervals, and a warning when answers are empty.
+
+    hallucination_rate = hallucinated / all; accuracy = correct / all; abstention_rate =
+    abstained / all (empty answers included); hallucination_rate_attempted = hallucinated /
+    (all - abstained). empty_rate is reported on its own so a collapsed model is plain to see.
+    """
+    n = len(labels)
+    counts = {lab: sum(1 for x in labels if x == lab) for lab in (CORRECT, HALLUCINATED, ABSTAINED)}
+    n_empty = sum(1 for e in empty if e)
+    attempted = n - counts[ABSTAINED]
+    metrics: dict[str, float] = {"n_items": float(n)}
+    _rate(metrics, "hallucination_rate", counts[HALLUCINATED], n)
+    _rate(metrics, "accuracy", counts[CORRECT], n)
+    _rate(metrics, "abstention_rate", counts[ABSTAINED], n)
+    _rate(metrics, "hallucination_rate_attempted", counts[HALLUCINATED], attempted)
+    _rate(metrics, "empty_rate", n_empty, n)
+    warnings = []
+    if n_empty:
+        warnings.append(f"{n_empty} of {n} answers were empty and count as abstentions"
+                        + (" (the model answered nothing: collapsed?)" if n_empty == n else ""))
+    return metrics, warnings
+
+
+def _rate(metrics: dict[str, float], name: str, k: int, n: int) -> None:
+    lo, hi = wilson_ci(k, n)
+    metrics[name] = k / n if n else float("nan")
+    metrics[f"{name}_ci95_low"] = float("nan") if lo is None else lo
+    metrics[f"{name}_ci95_high"] = float("nan") if hi is None else hi
