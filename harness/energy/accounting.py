@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from .config import ScriptedParams
+from .sensors import scripted
 from .trace import Trace
 
 J_PER_KWH = 3.6e6
@@ -36,6 +38,9 @@ def account(trace: Trace, window: tuple[float, float], phases: dict[str, tuple[f
         return rec
     rec.update(_figures(trace, window, phases, baseline, tokens_in, tokens_out, carbon_g_per_kwh))
     rec.update(energy_valid=True, energy_invalid_reason=None)
+    if "scripted_params" in trace.sensor:  # test-only sensor: the analytic truth, for e2e checks
+        rec["energy_scripted_true_j"] = scripted.true_energy_j(
+            ScriptedParams(**trace.sensor["scripted_params"]), *window)
     return rec
 
 
@@ -59,7 +64,7 @@ def _provenance(trace: Trace, carbon_g_per_kwh: float, carbon_source: str | None
 def _window_problem(trace: Trace, window: tuple[float, float],
                     phases: dict[str, tuple[float, float]]) -> str | None:
     for name, (a, b) in {"window": window, **phases}.items():
-        if not b > a:
+        if b < a or (name == "window" and b == a):
             return f"{name} [{a}, {b}] is empty or reversed"
         if not (trace.start_s <= a and b <= trace.end_s):
             return (f"{name} [{a:.3f}, {b:.3f}] lies outside the sensor trace "
@@ -73,8 +78,8 @@ def _figures(trace: Trace, window: tuple[float, float], phases: dict[str, tuple[
     t0, t1 = window
     gross = trace.window(t0, t1)
     net = gross - baseline_w * (t1 - t0) if baseline_w is not None else None
-    prefill = trace.window(*phases["prefill"]) if "prefill" in phases else None
-    decode = trace.window(*phases["decode"]) if "decode" in phases else None
+    prefill = _phase_j(trace, phases.get("prefill"))
+    decode = _phase_j(trace, phases.get("decode"))
     return {
         "energy_gross_j": gross,
         "energy_net_j": net,
@@ -87,6 +92,13 @@ def _figures(trace: Trace, window: tuple[float, float], phases: dict[str, tuple[
         "tokens_per_j": tokens_out / gross if gross > 0 else None,
         "co2e_g": net / J_PER_KWH * carbon_g_per_kwh if net is not None else None,
     }
+
+
+def _phase_j(trace: Trace, phase: tuple[float, float] | None) -> float | None:
+    """A zero-length phase (one generated token: no decode) spends no energy."""
+    if phase is None:
+        return None
+    return trace.window(*phase) if phase[1] > phase[0] else 0.0
 
 
 def _per(energy_j: float | None, count: int) -> float | None:

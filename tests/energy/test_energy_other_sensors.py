@@ -126,6 +126,13 @@ def test_powermetrics_sample_uses_combined_line():
     assert powermetrics.parse_sample(fixture_text("powermetrics_sample.txt")) == pytest.approx(1.203)
 
 
+def test_powermetrics_stream_emits_combined_once_per_block():
+    parser = powermetrics.BlockParser()
+    text = fixture_text("powermetrics_sample.txt") * 3  # the GPU section repeats "GPU Power"
+    values = [v for v in map(parser.feed, text.splitlines()) if v is not None]
+    assert values == [pytest.approx(1.203)] * 3
+
+
 def test_powermetrics_without_combined_adds_first_of_each():
     text = ("*** Sampled system activity (x) ***\nCPU Power: 1500 mW\nGPU Power: 300 mW\n"
             "ANE Power: 0 mW\nGPU Power: 999 mW\n")

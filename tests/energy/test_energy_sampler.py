@@ -110,3 +110,24 @@ def test_account_without_baseline_has_no_net_or_carbon():
     rec = account(tr, (tr.start_s, tr.end_s), {}, None, 1, 2, 475.0)
     assert rec["energy_valid"] is True
     assert rec["energy_gross_j"] > 0 and rec["energy_net_j"] is None and rec["co2e_g"] is None
+
+
+def test_account_reports_scripted_truth_and_matches_it():
+    sensor, params = open_scripted(mode="power")
+    sampler = Sampler(sensor, 20).start()
+    t0 = time.monotonic()
+    time.sleep(1.0)
+    t1 = time.monotonic()
+    rec = account(sampler.stop(), (t0, t1), {}, 1.0, 1, 1, 475.0)
+    assert rec["energy_scripted_true_j"] == pytest.approx(scripted.true_energy_j(params, t0, t1))
+    assert rec["energy_gross_j"] == pytest.approx(rec["energy_scripted_true_j"], rel=0.01)
+
+
+def test_zero_length_decode_is_zero_energy_not_invalid():
+    tr = constant_trace(seconds=0.2)
+    s, e = tr.start_s, tr.end_s
+    rec = account(tr, (s, e), {"prefill": (s, e), "decode": (e, e)}, 1.0, 5, 1, 475.0)
+    assert rec["energy_valid"] is True
+    assert rec["energy_decode_j"] == 0.0 and rec["energy_per_decode_token_j"] is None
+    bad = account(tr, (s, e), {"decode": (e, s)}, 1.0, 5, 1, 475.0)
+    assert bad["energy_valid"] is False and "reversed" in bad["energy_invalid_reason"]

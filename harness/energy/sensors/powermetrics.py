@@ -23,28 +23,35 @@ _HEADER = "*** Sampled system activity"
 
 
 class BlockParser:
-    """Feeds powermetrics lines; returns W when a sample block is complete."""
+    """Feeds powermetrics lines; returns W once per sample block.
+
+    The Combined line wins; later per-unit lines of that block (a second "GPU Power" in the GPU
+    section) are ignored. Without a Combined line, the first CPU/GPU/ANE lines are added when
+    the next block starts.
+    """
 
     def __init__(self) -> None:
         self.parts: dict[str, float] = {}
+        self.done = False
 
     def feed(self, line: str) -> float | None:
         line = line.strip()
         if line.startswith(_HEADER):
-            done = self._flush()
-            return done
+            return self._flush()
+        if self.done:
+            return None
         m = _COMBINED.match(line)
         if m:
-            self.parts = {}
+            self.done = True
             return float(m.group(1)) / 1000.0
         m = _POWER.match(line)
-        if m and m.group(1) not in self.parts:  # "GPU Power" can appear twice: take the first
-            self.parts[m.group(1)] = float(m.group(2)) / 1000.0
+        if m:
+            self.parts.setdefault(m.group(1), float(m.group(2)) / 1000.0)
         return None
 
     def _flush(self) -> float | None:
-        watts = sum(self.parts.values()) if self.parts else None
-        self.parts = {}
+        watts = sum(self.parts.values()) if self.parts and not self.done else None
+        self.parts, self.done = {}, False
         return watts
 
 

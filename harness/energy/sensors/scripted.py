@@ -6,6 +6,7 @@ monotonic times a record reports. Method is `scripted`: never shown as a measure
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -37,6 +38,9 @@ class _Scripted:
     def _init(self, params: ScriptedParams) -> None:
         self.params = params
         self.opened_s = time.monotonic()
+
+    def info(self) -> dict:
+        return {**super().info(), "scripted_params": dataclasses.asdict(self.params)}
 
     def _now(self) -> float:
         t = time.monotonic()
