@@ -7,6 +7,8 @@ the wrong thing.
 from __future__ import annotations
 
 import os
+import site
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,9 +111,22 @@ def builtin_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "devices"
 
 
+def installed_dirs() -> list[Path]:
+    """Where a wheel puts the profiles (pyproject `data-files`: share/edgebench/devices)."""
+    return [Path(base) / "share" / "edgebench" / "devices" for base in (sys.prefix, site.USER_BASE)
+            if base]
+
+
+def builtin_dirs() -> list[Path]:
+    """The repository's devices/ (a checkout or editable install), else the installed copy."""
+    if builtin_dir().is_dir():
+        return [builtin_dir()]
+    return [d for d in installed_dirs() if d.is_dir()][:1]
+
+
 def profile_dirs() -> list[Path]:
     """Built-in folder first, then HARNESS_DEVICES_DIR entries (later ones override by name)."""
-    dirs = [builtin_dir()]
+    dirs = builtin_dirs()
     extra = os.environ.get(ENV_DIR, "")
     dirs += [Path(p) for p in extra.split(os.pathsep) if p]
     return dirs
@@ -120,14 +135,10 @@ def profile_dirs() -> list[Path]:
 def load_profiles() -> dict[str, Profile]:
     """Every profile by name; a user folder's profile replaces a built-in of the same name."""
     out: dict[str, Profile] = {}
-    found_any_dir = False
     for d in profile_dirs():
-        if not d.is_dir():
-            if d != builtin_dir():
-                raise HarnessError(f"{ENV_DIR}: {d} is not a folder; point it at a folder of "
-                                   "device profile .yaml files")
-            continue
-        found_any_dir = True
+        if not d.is_dir():  # built-in folders are only listed when they exist
+            raise HarnessError(f"{ENV_DIR}: {d} is not a folder; point it at a folder of "
+                               "device profile .yaml files")
         seen: dict[str, str] = {}
         for f in sorted(d.glob("*.yaml")):
             p = load_profile_file(f)
@@ -135,10 +146,12 @@ def load_profiles() -> dict[str, Profile]:
                 raise ConfigError(str(f), "name", f"duplicate profile name, also in {seen[p.name]}")
             seen[p.name] = str(f)
             out[p.name] = p
-    if not found_any_dir or not out:
-        raise HarnessError(
-            f"no device profiles found (looked in {', '.join(str(d) for d in profile_dirs())}); "
-            f"install the repository's devices/ folder or set {ENV_DIR}")
+    if not out:
+        looked = [builtin_dir(), *installed_dirs(), *profile_dirs()]
+        raise HarnessError(f"no device profiles found (looked in "
+                           f"{', '.join(dict.fromkeys(str(d) for d in looked))}); reinstall "
+                           f"edgebench (its wheel ships them in share/edgebench/devices) or set "
+                           f"{ENV_DIR} to a folder of profiles")
     return out
 
 

@@ -147,3 +147,20 @@ def test_broken_user_profile_is_reported_not_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DEVICES_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match="missing required key 'threads'"):
         devices.load_profiles()
+
+
+def test_installed_copy_is_found_when_there_is_no_checkout(tmp_path, monkeypatch):
+    """A non-editable install has no repo devices/ folder; the wheel's data-files copy is used."""
+    import sys
+
+    from harness.devices import profile as profile_mod
+    share = tmp_path / "prefix" / "share" / "edgebench" / "devices"
+    share.mkdir(parents=True)
+    _write(share, GOOD)
+    monkeypatch.setattr(profile_mod, "builtin_dir", lambda: tmp_path / "no-checkout")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    assert list(devices.load_profiles()) == ["board"]
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(profile_mod.site, "USER_BASE", str(tmp_path / "user"))
+    with pytest.raises(HarnessError, match="no device profiles found .*share/edgebench/devices"):
+        devices.load_profiles()
