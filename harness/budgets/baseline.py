@@ -118,8 +118,8 @@ class RegressionCheck:
         b, c = base.stats(self.metric.name), cur.stats(self.metric.name)
         if b is None or c is None:
             return None
-        if b.mean == 0 or c.mean == 0:
-            return self._zero(cur, b, c)
+        if b.mean <= 0 or c.mean <= 0:
+            return self._non_positive(cur, b, c)
         w, lo, hi = worsening_ratio(self.metric, b, c)
         status, breaks, note = decide_regression(w, lo, self.tolerance)
         notes = [note] if note else []
@@ -144,14 +144,15 @@ class RegressionCheck:
             notes.append(cur.energy_provenance()[1])
         return notes
 
-    def _zero(self, cur: Cell, b: MetricStats, c: MetricStats) -> Verdict:
+    def _non_positive(self, cur: Cell, b: MetricStats, c: MetricStats) -> Verdict:
+        """A ratio means nothing at or below 0 (a net energy can be negative within noise)."""
         unit = self.metric.unit
         measured = f"{fmt_value(b.mean, unit)} -> {fmt_value(c.mean, unit)}"
-        if b.mean == c.mean:
+        if b.mean == c.mean == 0:
             return self._row(cur, measured, "-", PASS, False, ("unchanged at 0",))
         return self._row(cur, measured, "-", INCONCLUSIVE, False,
-                         ("a mean of 0 makes the ratio undefined; set an absolute budget "
-                          "for this metric instead",))
+                         ("a mean at or below 0 makes the ratio meaningless; set an absolute "
+                          "budget for this metric instead",))
 
     def _row(self, cell: Cell, measured: str, ci: str, status: str, breaks: bool,
              notes: tuple[str, ...], value: float | None = None, lo: float | None = None,

@@ -170,3 +170,11 @@ def test_zero_variance_decides_exactly():
     w, lo, hi = worsening_ratio(metric, same, more)
     assert (w, lo, hi) == (pytest.approx(1.1),) * 3
     assert decide_regression(w, lo, 0.05)[:2] == ("fail", True)
+
+
+def test_non_positive_means_are_not_turned_into_ratios(make_run):
+    # A net energy (gross minus idle baseline) can sit just below 0 when the load is tiny.
+    v = _one(make_run, "energy_net_j", [-0.01, 0.005, -0.002], [0.5, 0.6, 0.55])
+    assert (v.status, v.breaks) == ("inconclusive", False)
+    assert "meaningless" in v.notes[0]
+    assert _one(make_run, "hallucination_rate", [0.0, 0.0], [0.0, 0.0]).status == "pass"
