@@ -40,7 +40,7 @@ class Detection:
                 "facts": dict(self.facts)}
 
 
-class Probe:
+class Facts:
     """Reads facts about the machine once per detection pass (getprop and cpuinfo are not free)."""
 
     def __init__(self) -> None:
@@ -52,7 +52,7 @@ class Probe:
             self._cache[ck] = _READERS[source](key)
         return self._cache[ck]
 
-    def facts(self) -> dict[str, dict[str, str]]:
+    def as_dict(self) -> dict[str, dict[str, str]]:
         """What was read, as {source: {key: value}} (unreadable values left out)."""
         out: dict[str, dict[str, str]] = {}
         for (source, key), v in sorted(self._cache.items()):
@@ -130,9 +130,9 @@ _READERS = {"file": _read_file, "exists": _read_exists, "getprop": _read_getprop
             "battery": _read_battery}
 
 
-def check_rule(rule: Rule, probe: Probe) -> tuple[bool, str]:
+def check_rule(rule: Rule, facts: Facts) -> tuple[bool, str]:
     """(holds, evidence sentence)."""
-    value = probe.value(rule.source, rule.key)
+    value = facts.value(rule.source, rule.key)
     if rule.source == "exists":
         return value is not None, f"{rule.key} {'exists' if value else 'is missing'}"
     if rule.source == "battery":
@@ -144,7 +144,9 @@ def check_rule(rule: Rule, probe: Probe) -> tuple[bool, str]:
         return False, f"{where} unavailable"
     ok = _match(rule.matcher or "", rule.pattern or "", value)
     verb = "matches" if ok else "does not match"
-    return ok, f"{where} = {value!r} {verb} {rule.matcher} {rule.pattern!r}"
+    lines = value.splitlines() or [""]
+    shown = lines[0] + (" ..." if len(lines) > 1 else "")  # the full text is in the facts
+    return ok, f"{where} = {shown!r} {verb} {rule.matcher} {rule.pattern!r}"
 
 
 def _describe_source(rule: Rule) -> str:
@@ -160,47 +162,48 @@ def _match(matcher: str, pattern: str, value: str) -> bool:
     return re.search(pattern, value, re.IGNORECASE) is not None
 
 
-def evaluate(profile: Profile, probe: Probe) -> tuple[bool, list[str]]:
-    """Whether the profile matches, and the evidence (every rule's sentence)."""
+def evaluate(profile: Profile, facts: Facts) -> tuple[bool, list[str]]:
+    """Whether the profile matches, and the evidence. Stops at the first failing `all` rule so a
+    Linux box does not run macOS or Android tools for profiles that already failed."""
     evidence = []
-    ok_all = True
     for rule in profile.detect_all:
-        ok, said = check_rule(rule, probe)
-        ok_all &= ok
+        ok, said = check_rule(rule, facts)
         evidence.append(said)
-    any_hits = [check_rule(r, probe) for r in profile.detect_any]
-    ok_any = not any_hits or any(ok for ok, _ in any_hits)
-    evidence += [said for ok, said in any_hits if ok] or [said for _, said in any_hits]
-    return ok_all and ok_any, evidence
+        if not ok:
+            return False, evidence
+    any_hits = [check_rule(r, facts) for r in profile.detect_any]
+    if any_hits and not any(ok for ok, _ in any_hits):
+        return False, evidence + [said for _, said in any_hits]
+    return True, evidence + [said for ok, said in any_hits if ok]
 
 
 def detect(profiles: dict[str, Profile] | None = None) -> Detection:
     profiles = load_profiles() if profiles is None else profiles
-    probe = Probe()
+    facts = Facts()
     hits = []
     for p in profiles.values():
-        ok, evidence = evaluate(p, probe)
+        ok, evidence = evaluate(p, facts)
         if ok:
             hits.append(Candidate(p.name, p.priority, tuple(evidence)))
     hits.sort(key=lambda c: (-c.priority, -len(c.evidence), c.name))
     if not hits:
         return Detection(None, ("no profile's detection rules match this machine; pass "
                                 "--device NAME (and --emulate) to choose one",),
-                         (), probe.facts())
+                         (), facts.as_dict())
     best = hits[0]
-    return Detection(best.name, best.evidence, tuple(hits[1:]), probe.facts())
+    return Detection(best.name, best.evidence, tuple(hits[1:]), facts.as_dict())
 
 
 def matches(profile: Profile) -> bool:
     """Whether this machine satisfies the profile's detection rules (refuse to run otherwise)."""
-    return evaluate(profile, Probe())[0]
+    return evaluate(profile, Facts())[0]
 
 
 def mismatch_reasons(profile: Profile) -> list[str]:
     """The failing rules, to tell the user why `--device` was refused."""
-    probe = Probe()
-    out = [said for r in profile.detect_all for ok, said in [check_rule(r, probe)] if not ok]
-    anys = [check_rule(r, probe) for r in profile.detect_any]
+    facts = Facts()
+    out = [said for r in profile.detect_all for ok, said in [check_rule(r, facts)] if not ok]
+    anys = [check_rule(r, facts) for r in profile.detect_any]
     if anys and not any(ok for ok, _ in anys):
         out.append("none of: " + "; ".join(said for _, said in anys))
     return out

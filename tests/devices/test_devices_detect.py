@@ -141,3 +141,12 @@ def test_detection_facts_are_recorded_for_the_manifest(root, tools):
     assert d["facts"]["cpuinfo"]["vendor_id"] == "GenuineIntel"
     assert d["facts"]["uname"] == {"machine": "x86_64", "system": "Linux"}
     assert d["facts"]["battery"]["battery"] == "/sys/class/power_supply/BAT0"
+
+
+def test_tools_of_profiles_that_already_failed_are_not_run(root, tools, tmp_path):
+    """On Linux the apple-silicon `sysctl` rule is never reached (its `all` rules fail first)."""
+    root("laptop-intel")
+    marker = tmp_path / "sysctl-ran"
+    tools.script("sysctl", f"printf x > '{marker}'\nprintf 'Apple M2\\n'")
+    assert devices.detect().profile == "laptop-x86-intel"
+    assert not marker.exists()
