@@ -7,6 +7,7 @@ Messages: ("record", rec) ("trace", rows) ("samples", rows) ("state", dict) ("lo
 """
 from __future__ import annotations
 
+import dataclasses
 import resource
 import signal
 import sys
@@ -20,6 +21,7 @@ from typing import Any, Callable
 from .backends import get_backend
 from .backends.base import Backend, RuntimeSettings
 from .errors import HarnessError
+from .faults import maybe_inject
 from .matrix import Cell, workload_module
 from .records import REPETITION, make_record
 
@@ -131,10 +133,11 @@ def run_cell(p: CellPayload, emit: Emit) -> None:
         applied = devices.apply_emulation(p.profile)
         emit("log", f"emulating {p.profile.name}: {applied}")
     state_before = devices.read_state(p.profile)
-    sensor = energy.open_sensor(cell.energy, list(p.profile.sensors), p.profile.estimate)
+    sensor = energy.open_sensor(cell.energy, list(p.profile.sensors), _as_dict(p.profile.estimate))
     rate_hz = cell.energy.rate_hz
     mem = MemoryWatch().start()
     backend = get_backend(cell.runtime)
+    maybe_inject("before_load", cell.key)
 
     sampler = energy.Sampler(sensor, rate_hz)
     sampler.start()
@@ -146,6 +149,7 @@ def run_cell(p: CellPayload, emit: Emit) -> None:
     load_time_s = t_load1 - t_load0
     energy_load_j = _window_or_none(load_trace, t_load0, t_load1)
     rss_after_load = mem.sample()
+    maybe_inject("after_load", cell.key)
 
     baseline_w, base_trace = energy.measure_baseline(sensor, rate_hz, cell.energy.baseline_s)
     emit("trace", base_trace.to_rows("baseline"))
@@ -169,11 +173,12 @@ def run_cell(p: CellPayload, emit: Emit) -> None:
         trace = sampler.stop()
         phases = _phases(result, t0, t1)
         e = energy.account(trace, (t0, t1), phases, baseline_w, result.tokens_in, result.tokens_out,
-                           p.carbon_g_per_kwh)
+                           p.carbon_g_per_kwh, p.carbon_source)
         rec = make_record(REPETITION, p.run_id, cell.key, **common, repetition=rep,
                           tokens_in=result.tokens_in, tokens_out=result.tokens_out,
                           peak_rss_bytes=mem.peak_bytes, peak_rss_hwm_bytes=hwm_bytes(),
-                          **result.metrics, **e, carbon_source=p.carbon_source,
+                          window_s=t1 - t0, window_start_monotonic_s=t0,
+                          **result.metrics, **e,
                           warnings=list(result.warnings))
         gen = getattr(result, "generation", None)
         if gen is not None:
@@ -184,12 +189,19 @@ def run_cell(p: CellPayload, emit: Emit) -> None:
             rec["samples_file"] = f"samples/{cell.key.cell_id}.jsonl"
         emit("trace", trace.to_rows(rep))
         emit("record", rec)
+        maybe_inject("after_repetition", cell.key, rep)
     backend.unload()
     mem.stop()
     state_after = devices.read_state(p.profile)
     throttled, why = _throttled(devices, state_before, state_after)
     emit("state", {"state_before": state_before, "state_after": state_after, "throttled": throttled,
                    "throttled_reason": why, "power_mode_actual": devices.read_power_mode(p.profile)})
+
+
+def _as_dict(obj: Any) -> dict[str, Any] | None:
+    if obj is None or isinstance(obj, dict):
+        return obj
+    return dataclasses.asdict(obj)
 
 
 def _window_or_none(trace: Any, t0: float, t1: float) -> float | None:

