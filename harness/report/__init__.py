@@ -1,0 +1,53 @@
+"""Reports: runs -> one self-contained HTML page, a Markdown summary and a CSV (same stem).
+
+`write_report` is what `python -m harness report` and the end of `python -m harness run` call.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import HarnessError
+from .tables import Constraints, ResultsTable, load_results
+
+__all__ = ["write_report", "render_all", "Constraints", "ResultsTable", "load_results"]
+
+
+def render_all(table: ResultsTable, out_html: Path, constraints: Constraints,
+               reference_level: str | None = None, title: str = "edgebench report") -> dict[Path, str]:
+    """Pure: file path -> content for the HTML, Markdown and CSV files."""
+    from .csvout import render_csv
+    from .html import render_html
+    from .markdown import render_markdown
+
+    out_dir = out_html.parent
+    return {
+        out_html: render_html(table, out_dir, constraints, reference_level, title),
+        out_html.with_suffix(".md"): render_markdown(table, constraints, out_html.name),
+        out_html.with_suffix(".csv"): render_csv(table),
+    }
+
+
+def write_report(run_dirs: list[Path], out_html: Path, constraints: dict[str, Any] | None = None,
+                 reference_level: str | None = None, title: str = "edgebench report") -> list[Path]:
+    """Merge the runs and write <stem>.html, <stem>.md and <stem>.csv; returns the paths written.
+
+    Each file is written to a temporary name and renamed, so a report is never half written.
+    """
+    out_html = Path(out_html)
+    if out_html.suffix.lower() not in (".html", ".htm"):
+        raise HarnessError(f"{out_html}: the report file must end in .html "
+                           "(the .md and .csv files get the same stem)")
+    parsed = Constraints.from_dict(constraints)
+    table = load_results([Path(p) for p in run_dirs])
+    files = render_all(table, out_html.resolve(), parsed, reference_level, title)
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path, text in files.items():
+        target = out_html.parent / path.name
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+        written.append(target)
+    return written

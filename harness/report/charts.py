@@ -1,0 +1,185 @@
+"""Charts as inline SVG text (matplotlib, the `[report]` extra).
+
+Text stays text in the SVG (`svg.fonttype: none`) so charts are small, searchable and use the
+page's font; no image, font or script is referenced. Output is deterministic (fixed hash salt,
+no date) so the same table gives the same page.
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from ..errors import HarnessError
+from .metrics import SPECS, MetricSpec
+
+PHASE_COLOURS = {"load": "#b0b0b0", "baseline": "#9ecae1", "prefill": "#fdae6b", "decode": "#a1d99b"}
+FRONT_COLOUR = "#1f5fa8"
+DOMINATED_COLOUR = "#a0a0a0"
+MAX_LABELS = 14  # beyond this only front points are labelled (the table lists the rest)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise HarnessError("charts need matplotlib: pip install edgebench[report] "
+                           "(or pip install matplotlib)") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "edgebench",
+                         "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
+                         "font.family": "sans-serif"})
+    return plt
+
+
+def _to_svg(fig: Any, title: str) -> str:
+    plt = _pyplot()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]  # drop the XML prolog and DOCTYPE: it is inlined in HTML
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)  # RDF boilerplate
+    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', r'<svg \1', svg, count=1)
+    svg = svg.replace("<svg ", f'<svg role="img" aria-label="{_attr(title)}" ', 1)
+    return svg
+
+
+def _attr(s: str) -> str:
+    import html
+
+    return html.escape(s, quote=True)
+
+
+def _val(spec: MetricSpec, x: float | None) -> float | None:
+    return None if x is None else x * spec.scale
+
+
+def pareto_svg(points: list[dict[str, Any]], x: str, y: str, min_x: bool, min_y: bool,
+               title: str) -> str:
+    """Scatter of configurations; the front is filled and joined, dominated points are hollow grey."""
+    plt = _pyplot()
+    xs, ys = SPECS[x], SPECS[y]
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    label_all = len(points) <= MAX_LABELS
+    for on_front in (False, True):
+        group = [p for p in points if p["on_front"] == on_front]
+        if not group:
+            continue
+        colour = FRONT_COLOUR if on_front else DOMINATED_COLOUR
+        px = [_val(xs, p["x"]) for p in group]
+        py = [_val(ys, p["y"]) for p in group]
+        xerr = _errs(group, xs, "x")
+        yerr = _errs(group, ys, "y")
+        ax.errorbar(px, py, xerr=xerr, yerr=yerr, fmt="none", ecolor=colour, elinewidth=0.8,
+                    alpha=0.6, zorder=1)
+        ax.scatter(px, py, s=46 if on_front else 34, zorder=3, marker="o" if on_front else "s",
+                   facecolors=colour if on_front else "white", edgecolors=colour, linewidths=1.2,
+                   label="Pareto front" if on_front else "dominated")
+        for p, vx, vy in zip(group, px, py):
+            if label_all or on_front:
+                mark = (" (emulated)" if p.get("emulated") else "") + \
+                    (" (throttled)" if p.get("throttled") else "")
+                ax.annotate(p["label"] + mark, (vx, vy), textcoords="offset points", xytext=(5, 4),
+                            fontsize=7.5, color="#202020" if on_front else "#707070")
+    front = sorted((p for p in points if p["on_front"]), key=lambda p: p["x"])
+    if len(front) > 1:
+        ax.plot([_val(xs, p["x"]) for p in front], [_val(ys, p["y"]) for p in front],
+                color=FRONT_COLOUR, linewidth=1, alpha=0.5, zorder=2,
+                drawstyle="steps-post" if min_x == min_y else "default")
+    ax.set_xlabel(f"{xs.label} ({xs.unit}) " + ("← better" if min_x else "better →"))
+    ax.set_ylabel(f"{ys.label} ({ys.unit}) " + ("↓ better" if min_y else "↑ better"))
+    ax.set_title(title, fontsize=9.5, loc="left")
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    ax.margins(0.15)
+    ax.legend(fontsize=7.5, loc="best", frameon=False)
+    return _to_svg(fig, title)
+
+
+def _errs(group: list[dict[str, Any]], spec: MetricSpec, axis: str) -> list[list[float]] | None:
+    """Asymmetric error bars (95% CI) for a group; zero where a point has no interval."""
+    lows, highs, any_ci = [], [], False
+    for p in group:
+        e = _err(_val(spec, p[axis]), _val(spec, p.get(f"{axis}_low")), _val(spec, p.get(f"{axis}_high")))
+        any_ci = any_ci or e is not None
+        lows.append(e[0][0] if e else 0.0)
+        highs.append(e[1][0] if e else 0.0)
+    return [lows, highs] if any_ci else None
+
+
+def _err(v: float | None, lo: float | None, hi: float | None) -> list[list[float]] | None:
+    if v is None or lo is None or hi is None:
+        return None
+    return [[max(0.0, v - lo)], [max(0.0, hi - v)]]
+
+
+def trace_svg(segments: list[dict[str, Any]], title: str) -> str:
+    """Power over time: windows (load, baseline, repetitions) side by side, phases shaded.
+
+    Drawn as plain SVG (a polyline per window) rather than with matplotlib: a report holds one
+    trace per cell (150 with 5 devices x 10 levels x 3 models), and matplotlib takes about a
+    second per figure where this takes milliseconds and a fraction of the bytes.
+    """
+    w, h, left, right, top, bottom = 720.0, 190.0, 44.0, 8.0, 18.0, 30.0
+    placed, offset = [], 0.0
+    for seg in segments:
+        t = seg["t_s"]
+        if not t:
+            continue
+        start = offset - t[0]
+        placed.append((start, seg))
+        offset = start + t[-1] + max(0.3, 0.04 * (t[-1] - t[0]))
+    if not placed:
+        return f'<p class="muted">{_attr(title)}: no samples</p>'
+    t_max = max(offset, 1e-9)
+    p_max = max((max(s["power_w"]) for _, s in placed if s["power_w"]), default=1.0)
+    step = _nice_step(p_max / 4)
+    y_top = step * (int(p_max / step) + 1)
+    sx = lambda t: left + (w - left - right) * t / t_max  # noqa: E731
+    sy = lambda p: top + (h - top - bottom) * (1 - p / y_top)  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0f} {h:.0f}" role="img" '
+           f'aria-label="{_attr(title)}" font-size="10" font-family="sans-serif">']
+    seen = []
+    for start, seg in placed:
+        for name, (a, b) in seg["phases"].items():
+            colour = PHASE_COLOURS.get(name, "#dddddd")
+            out.append(f'<rect x="{sx(start + a):.1f}" y="{top}" width="{max(0.5, sx(start + b) - sx(start + a)):.1f}" '
+                       f'height="{h - top - bottom}" fill="{colour}" fill-opacity="0.55"><title>'
+                       f'{_attr(name)}: {b - a:.3g} s</title></rect>')
+            if name not in seen:
+                seen.append(name)
+    for i in range(int(y_top / step) + 1):
+        y = sy(i * step)
+        out.append(f'<line x1="{left}" x2="{w - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e0e0e0"/>'
+                   f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{i * step:g}</text>')
+    for start, seg in placed:
+        pts = " ".join(f"{sx(start + t):.1f},{sy(p):.1f}" for t, p in zip(seg["t_s"], seg["power_w"]))
+        label = seg["label"] if seg["label"] in ("load", "baseline") else f"rep {seg['label']}"
+        out.append(f'<polyline points="{pts}" fill="none" stroke="#303030" stroke-width="0.9"/>'
+                   f'<text x="{sx(start + seg["t_s"][0]):.1f}" y="{top - 5}" fill="#505050">{_attr(label)}</text>')
+    for i in range(6):
+        t = t_max * i / 5
+        anchor = "start" if i == 0 else "end" if i == 5 else "middle"
+        out.append(f'<text x="{sx(t):.1f}" y="{h - bottom + 13}" text-anchor="{anchor}">{t:.3g}</text>')
+    out.append(f'<text x="{left}" y="{h - 3}">time (s; windows side by side)</text>'
+               f'<text x="10" y="{top + (h - top - bottom) / 2:.0f}" transform="rotate(-90 10 '
+               f'{top + (h - top - bottom) / 2:.0f})" text-anchor="middle">power (W)</text>')
+    x = w - right
+    for name in reversed(seen):
+        x -= 8 + 7 * len(name) + 14
+        out.append(f'<rect x="{x:.0f}" y="{h - 12}" width="10" height="9" fill="{PHASE_COLOURS.get(name, "#dddddd")}"/>'
+                   f'<text x="{x + 13:.0f}" y="{h - 4}">{_attr(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2 or 5 times a power of ten, at least raw."""
+    import math
+
+    if raw <= 0:
+        return 1.0
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)

@@ -1,0 +1,49 @@
+"""The summary table as CSV: one row per configuration, SI units, intervals as columns."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from .html import energy_text
+from .tables import ResultsTable, configurations
+
+SUMMARY_METRICS = ("energy_per_decode_token_j", "energy_per_prefill_token_j", "tokens_per_j",
+                   "energy_net_j", "power_avg_w", "co2e_g", "energy_load_j",
+                   "decode_tokens_per_s", "prefill_tokens_per_s", "ttft_s", "e2e_latency_s",
+                   "peak_rss_bytes", "load_time_s", "hallucination_rate", "accuracy",
+                   "abstention_rate", "mc1", "mc2", "kl_divergence_mean", "top1_agreement",
+                   "perplexity_ratio", "token_agreement")
+ID_COLUMNS = ("device", "host", "model", "level", "runtime", "power_mode", "quant_type",
+              "bits_per_weight", "source_quant_type")
+TAIL_COLUMNS = ("energy_method", "energy_sensor", "energy_model", "energy_coverage", "energy",
+                "emulated", "throttled", "speed_workload", "quality_workload", "run_ids")
+
+
+def columns() -> list[str]:
+    cols = list(ID_COLUMNS)
+    for m in SUMMARY_METRICS:
+        cols += [m, f"{m}_ci95_low", f"{m}_ci95_high", f"{m}_n"]
+    return cols + list(TAIL_COLUMNS)
+
+
+def render_csv(table: ResultsTable) -> str:
+    """Pure: the configuration rows, raw record values (SI units as the column names say)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = columns()
+    w.writerow(cols)
+    for c in configurations(table):
+        row = dict(c, energy=energy_text(c), run_ids=" ".join(c["run_ids"]))
+        w.writerow([_cell(row.get(k)) for k in cols])
+    return buf.getvalue()
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)

@@ -1,0 +1,601 @@
+"""Runs -> one results table, the best configuration per device, Pareto fronts.
+
+Reading (`load_results`) is the only part that touches files, and it reads runs only through
+`harness.store`. Everything after it is a pure function of the `ResultsTable`, so the page, the
+Markdown and the CSV are reproducible from the same table and testable without a device.
+
+A *cell* row is one finished cell (one workload). A *configuration* is what a user deploys:
+model x level x runtime on a device in a power mode; its row joins the speed/energy figures of
+the generation workload with the quality figures of the quality workload, because the two are
+measured by different workloads of the same configuration.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from ..errors import HarnessError
+from ..store import Run, iter_run_dirs, load_run
+from .metrics import SPECS
+
+MAX_TRACE_POINTS = 600  # per cell, after min/max decimation: keeps 150 cells' SVG small
+EXCERPT_ITEMS = 5  # hallucinated answers inlined per quality cell
+HOST_CHECKED = ("cpu_model", "ram_bytes", "machine", "cores_logical")
+
+Row = dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Constraints
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What "best" means: minimise (or maximise) `objective` among configurations meeting all bounds."""
+
+    max_hallucination_rate: float | None = None
+    min_accuracy: float | None = None
+    max_peak_rss_bytes: float | None = None
+    min_decode_tokens_per_s: float | None = None
+    max_ttft_s: float | None = None
+    objective: str = "energy_per_decode_token_j"
+
+    OBJECTIVES = ("energy_per_decode_token_j", "tokens_per_j", "decode_tokens_per_s",
+                  "peak_rss_bytes", "hallucination_rate", "ttft_s")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "Constraints":
+        d = dict(d or {})
+        allowed = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - allowed)
+        if unknown:
+            raise HarnessError(f"unknown report constraint(s) {unknown}; allowed: {sorted(allowed)}")
+        objective = d.pop("objective", None) or "energy_per_decode_token_j"
+        if objective not in cls.OBJECTIVES:
+            raise HarnessError(f"objective '{objective}' is not one of {list(cls.OBJECTIVES)}")
+        for k, v in d.items():
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
+                                  or not math.isfinite(v) or v < 0):
+                raise HarnessError(f"constraint {k} must be a non-negative number, got {v!r}")
+        return cls(objective=objective, **d)
+
+    def bounds(self) -> list[tuple[str, str, float]]:
+        """(metric, 'max'|'min', value) for every bound that is set."""
+        out = []
+        for fname in ("max_hallucination_rate", "min_accuracy", "max_peak_rss_bytes",
+                      "min_decode_tokens_per_s", "max_ttft_s"):
+            v = getattr(self, fname)
+            if v is not None:
+                kind, metric = fname.split("_", 1)
+                out.append((metric, kind, float(v)))
+        return out
+
+    def describe(self) -> str:
+        spec = SPECS[self.objective]
+        goal = ("lowest " if spec.lower_is_better else "highest ") + spec.label.lower()
+        parts = []
+        for metric, kind, v in self.bounds():
+            s = SPECS[metric]
+            parts.append(f"{s.label.lower()} {'≤' if kind == 'max' else '≥'} "
+                         f"{v * s.scale:g} {s.unit}")
+        return goal + (" with " + " and ".join(parts) if parts else " (no constraints)")
+
+
+# --------------------------------------------------------------------------------------------
+# The table
+
+
+@dataclass(frozen=True)
+class DeviceKey:
+    """A physical device: its profile and the host that ran it (two Pis are two devices)."""
+
+    profile: str
+    hostname: str
+
+    def label(self) -> str:
+        return f"{self.profile} ({self.hostname})"
+
+
+@dataclass
+class Trace:
+    """Downsampled power samples of one cell, as consecutive segments with their phases."""
+
+    segments: list[dict[str, Any]]  # {label, t_s: [...], power_w: [...], phases: {name: [a, b]}}
+    n_raw: int
+
+
+@dataclass
+class QualityDetail:
+    samples_path: Path | None
+    pair_rows: list[dict[str, str]]  # {id, label} per item, for paired tests
+    excerpt: list[dict[str, str]]  # hallucinated items: id, question, output, reference
+    n_hallucinated: int
+
+
+@dataclass
+class ResultsTable:
+    cells: list[Row]  # one row per finished cell
+    failures: list[Row]
+    runs: list[dict[str, Any]]  # per run: run_id, path, manifest, warnings
+    warnings: list[str]
+    traces: dict[tuple[str, str], Trace] = field(default_factory=dict)  # (run_id, cell_id)
+    quality: dict[tuple[str, str], QualityDetail] = field(default_factory=dict)
+
+    def devices(self) -> list[DeviceKey]:
+        return sorted({r["device_key"] for r in self.cells + self.failures},
+                      key=lambda d: (d.profile, d.hostname))
+
+
+def load_results(paths: Sequence[str | Path]) -> ResultsTable:
+    """Read run dirs / parents / globs through harness.store, refuse conflicts, build the table."""
+    dirs = list(dict.fromkeys(Path(p).resolve() for p in iter_run_dirs(paths)))
+    if not dirs:
+        raise HarnessError("no run directories given")
+    runs = [load_run(d) for d in dirs]
+    runs, dup_warnings = dedupe_runs(runs)
+    check_conflicts(runs)
+    table = results_table(runs, read_trace=_read_trace, read_samples=_read_samples)
+    table.warnings[:0] = dup_warnings
+    return table
+
+
+def dedupe_runs(runs: list[Run]) -> tuple[list[Run], list[str]]:
+    """The same run given twice (a copy) is read once; the same run_id with other content is refused."""
+    seen: dict[str, Run] = {}
+    warnings = []
+    for run in runs:
+        rid = str(run.manifest.get("run_id") or run.path.name)
+        if rid not in seen:
+            seen[rid] = run
+            continue
+        first = seen[rid]
+        if first.manifest != run.manifest or _canon(first.records) != _canon(run.records):
+            raise HarnessError(
+                f"run_id {rid} appears twice with different content: {first.path} and {run.path}. "
+                "A run id names one run; remove the stale copy (or give only one of them).")
+        warnings.append(f"run {rid} given twice ({first.path} and {run.path}); read once")
+    return list(seen.values()), warnings
+
+
+def _canon(records: list[Row]) -> list[str]:
+    return sorted(json.dumps(r, sort_keys=True) for r in records)
+
+
+def check_conflicts(runs: list[Run]) -> None:
+    """Refuse runs that claim the same device (profile + hostname) on different hardware."""
+    by_device: dict[DeviceKey, tuple[Run, dict[str, Any]]] = {}
+    for run in runs:
+        key = _device_key(run.manifest)
+        host = run.manifest.get("host") or {}
+        if key not in by_device:
+            by_device[key] = (run, host)
+            continue
+        other_run, other_host = by_device[key]
+        diffs = [f"{k}: {other_host.get(k)!r} vs {host.get(k)!r}" for k in HOST_CHECKED
+                 if other_host.get(k) != host.get(k)]
+        if diffs:
+            raise HarnessError(
+                f"runs {other_run.path} and {run.path} both say device {key.label()} but the "
+                f"hardware differs ({'; '.join(diffs)}). Results from different machines cannot "
+                "be merged under one device: report them separately or fix the device profile / "
+                "hostname of one run.")
+
+
+def _device_key(manifest: dict[str, Any]) -> DeviceKey:
+    dev = manifest.get("device") or {}
+    host = manifest.get("host") or {}
+    return DeviceKey(str(dev.get("profile") or "unknown"), str(host.get("hostname") or "unknown"))
+
+
+def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str], list[tuple[str, float, float]] | None]
+                  | None = None, read_samples: Callable[[Run, Row], tuple[Path | None, list[Row]] | None]
+                  | None = None) -> ResultsTable:
+    """Flatten runs into cell rows; traces and samples come through the given readers."""
+    cells: list[Row] = []
+    failures: list[Row] = []
+    run_info: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    traces: dict[tuple[str, str], Trace] = {}
+    quality: dict[tuple[str, str], QualityDetail] = {}
+    runs = sorted(runs, key=lambda r: (str(r.manifest.get("created_utc") or ""), str(r.path)))
+    for run in runs:
+        rid = str(run.manifest.get("run_id") or run.path.name)
+        dkey = _device_key(run.manifest)
+        run_info.append({"run_id": rid, "path": run.path, "manifest": run.manifest,
+                         "device_key": dkey, "warnings": list(run.warnings),
+                         "repetitions": run.repetitions})
+        # the store names files by absolute path; the run id is enough and stays stable
+        warnings += [f"{rid}: " + w.replace(str(run.path), run.path.name) for w in run.warnings]
+        reps_by_cell: dict[str, list[Row]] = {}
+        for r in run.repetitions:
+            reps_by_cell.setdefault(r["cell_id"], []).append(r)
+        for s in run.summaries:
+            reps = sorted(reps_by_cell.get(s["cell_id"], []), key=lambda r: r.get("repetition", 0))
+            cells.append(cell_row(rid, dkey, s, reps))
+            if read_trace is not None:
+                raw = read_trace(run, s["cell_id"])
+                if raw:
+                    traces[(rid, s["cell_id"])] = build_trace(raw, reps)
+            if read_samples is not None:
+                got = read_samples(run, cells[-1])
+                if got is not None:
+                    quality[(rid, s["cell_id"])] = quality_detail(*got)
+        for f in run.failures:
+            failures.append(_dims(rid, dkey, f) | {k: f.get(k) for k in
+                            ("reason", "failure_kind", "exit_code", "stderr_tail")})
+    cells, superseded = _latest_per_cell(cells)
+    warnings += superseded
+    return ResultsTable(cells, failures, run_info, warnings, traces, quality)
+
+
+def _dims(run_id: str, dkey: DeviceKey, rec: Row) -> Row:
+    return {"run_id": run_id, "device_key": dkey, "device": dkey.profile, "host": dkey.hostname,
+            "cell_id": rec["cell_id"], "model": rec.get("model"), "level": rec.get("level"),
+            "runtime": rec.get("runtime"), "power_mode": rec.get("power_mode"),
+            "workload": rec.get("workload"), "workload_kind": rec.get("workload_kind")}
+
+
+def cell_row(run_id: str, dkey: DeviceKey, summary: Row, reps: list[Row]) -> Row:
+    """One flat row: dimensions, provenance, and per metric mean / 95% CI / n.
+
+    Rates with per-item Wilson intervals (`<m>_ci95_low/high` recorded by the quality workload)
+    use those; other metrics use the t-interval over repetitions from the cell summary.
+    """
+    row = _dims(run_id, dkey, summary)
+    first = reps[0] if reps else {}
+    for k in ("energy_method", "energy_sensor", "energy_coverage", "emulated", "throttled",
+              "quant_type", "source_quant_type", "bits_per_weight", "model_size_bytes"):
+        row[k] = summary.get(k, first.get(k))
+    row["workload_kind"] = row["workload_kind"] or first.get("workload_kind")
+    row["energy_model"] = summary.get("energy_model") or first.get("energy_model")
+    row["n_repetitions"] = summary.get("n_repetitions", len(reps))
+    row["unstable"] = list(summary.get("unstable") or [])
+    row["warnings"] = list(summary.get("warnings") or [])
+    row["throttled"] = bool(row["throttled"]) or any(r.get("throttled") for r in reps)
+    row["emulated"] = bool(row["emulated"]) or any(r.get("emulated") for r in reps)
+    invalid = sorted({str(r.get("energy_invalid_reason") or "no reason given")
+                      for r in reps if r.get("energy_valid") is False})
+    row["energy_invalid"] = "; ".join(invalid) or None
+    row["sample_rate_hz"] = _mean([r.get("sample_rate_hz") for r in reps])
+    row["samples_file"] = first.get("samples_file")
+    row["output_text"] = first.get("output_text")
+    metrics = summary.get("metrics") or {}
+    for name, m in metrics.items():
+        if name.endswith(("_ci95_low", "_ci95_high")) or not isinstance(m, dict):
+            continue
+        row[name] = m.get("mean")
+        row[f"{name}_n"] = m.get("n")
+        row[f"{name}_stdev"] = m.get("stdev")
+        lo, hi = metrics.get(f"{name}_ci95_low"), metrics.get(f"{name}_ci95_high")
+        if isinstance(lo, dict) and isinstance(hi, dict):
+            row[f"{name}_ci95_low"], row[f"{name}_ci95_high"] = lo.get("mean"), hi.get("mean")
+        else:
+            row[f"{name}_ci95_low"], row[f"{name}_ci95_high"] = m.get("ci95_low"), m.get("ci95_high")
+    if row["energy_invalid"]:  # never show an energy figure the sampler flagged as invalid
+        for name in list(row):
+            if name.startswith(("energy_", "tokens_per_j", "power_", "co2e_g")) and \
+                    name not in ("energy_method", "energy_sensor", "energy_coverage",
+                                 "energy_model", "energy_invalid"):
+                row[name] = None
+    return row
+
+
+def _mean(values: Iterable[Any]) -> float | None:
+    xs = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return sum(xs) / len(xs) if xs else None
+
+
+def _latest_per_cell(cells: list[Row]) -> tuple[list[Row], list[str]]:
+    """The same cell on the same device in two runs: the later run wins, and the page says so."""
+    latest: dict[tuple, Row] = {}
+    warnings = []
+    for c in cells:  # runs are in creation order
+        k = _config_key(c) + (c["workload"],)
+        if k in latest:
+            warnings.append(f"{c['model']} {c['level']} / {c['workload']} on "
+                            f"{c['device_key'].label()} is in runs {latest[k]['run_id']} and "
+                            f"{c['run_id']}; the later run ({c['run_id']}) is shown")
+        latest[k] = c
+    return list(latest.values()), warnings
+
+
+# --------------------------------------------------------------------------------------------
+# Traces and samples (readers used by load_results; pure builders used by results_table)
+
+
+def _read_trace(run: Run, cell_id: str) -> list[tuple[str, float, float]] | None:
+    path = run.path / "traces" / f"{cell_id}.csv"
+    if not path.exists():
+        return None
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for rec in csv.DictReader(f):
+            try:
+                rows.append((rec["repetition"], float(rec["t_s"]), float(rec["power_w"])))
+            except (KeyError, TypeError, ValueError):
+                continue  # a torn last line or a gap (empty power) is not plotted
+    return rows
+
+
+def build_trace(rows: list[tuple[str, float, float]], reps: list[Row]) -> Trace:
+    """Group samples into windows (load, baseline, 0, 1, ...) with their phases, then decimate."""
+    order: list[str] = []
+    by_label: dict[str, tuple[list[float], list[float]]] = {}
+    for label, t, p in rows:
+        if label not in by_label:
+            order.append(label)
+            by_label[label] = ([], [])
+        by_label[label][0].append(t)
+        by_label[label][1].append(p)
+    phases = {str(r.get("repetition")): r.get("phases") or {} for r in reps}
+    budget = max(20, MAX_TRACE_POINTS // max(1, len(order)))
+    segments = []
+    for label in order:
+        t, p = decimate(*by_label[label], max_points=budget)
+        if label in ("load", "baseline"):
+            ph = {label: [t[0], t[-1]]} if t else {}
+        else:
+            ph = {k: v for k, v in phases.get(label, {}).items()
+                  if isinstance(v, (list, tuple)) and len(v) == 2}
+        segments.append({"label": label, "t_s": t, "power_w": p, "phases": ph})
+    return Trace(segments, n_raw=len(rows))
+
+
+def decimate(t: list[float], p: list[float], max_points: int) -> tuple[list[float], list[float]]:
+    """Min/max per bucket: fewer points, but spikes (the peaks a budget cares about) survive."""
+    n = len(t)
+    if n <= max_points:
+        return list(t), list(p)
+    buckets = max_points // 2
+    out_t, out_p = [], []
+    for b in range(buckets):
+        lo, hi = b * n // buckets, (b + 1) * n // buckets
+        if hi <= lo:
+            continue
+        idx = range(lo, hi)
+        i_min = min(idx, key=lambda i: p[i])
+        i_max = max(idx, key=lambda i: p[i])
+        for i in sorted({i_min, i_max}):
+            out_t.append(t[i])
+            out_p.append(p[i])
+    return out_t, out_p
+
+
+def _read_samples(run: Run, row: Row) -> tuple[Path | None, list[Row]] | None:
+    rel = row.get("samples_file") or f"samples/{row['cell_id']}.jsonl"
+    path = (run.path / rel).resolve()
+    if not path.exists():
+        return None
+    rows: list[Row] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue  # a torn last line of the audit file
+            if isinstance(obj, dict):
+                rows.append(obj)
+    return path, rows
+
+
+ID_KEYS = ("id", "item_id", "question_id")
+QUESTION_KEYS = ("question", "prompt")
+OUTPUT_KEYS = ("output", "answer", "text")
+REFERENCE_KEYS = ("references", "reference", "matched_reference", "right_answer", "answers")
+
+
+def _first(d: Row, keys: Sequence[str]) -> Any:
+    return next((d[k] for k in keys if d.get(k) is not None), None)
+
+
+def quality_detail(path: Path | None, samples: list[Row]) -> QualityDetail:
+    pair_rows = []
+    excerpt = []
+    n_halluc = 0
+    for i, s in enumerate(samples):
+        sid = _first(s, ID_KEYS)
+        label = str(s.get("label", ""))
+        pair_rows.append({"id": str(sid if sid is not None else i), "label": label})
+        if label == "hallucinated":
+            n_halluc += 1
+            if len(excerpt) < EXCERPT_ITEMS:
+                ref = _first(s, REFERENCE_KEYS)
+                excerpt.append({"id": str(sid if sid is not None else i),
+                                "question": str(_first(s, QUESTION_KEYS) or ""),
+                                "output": str(_first(s, OUTPUT_KEYS) or ""),
+                                "reference": " | ".join(map(str, ref)) if isinstance(ref, list)
+                                else str(ref or "")})
+    return QualityDetail(path, pair_rows, excerpt, n_halluc)
+
+
+# --------------------------------------------------------------------------------------------
+# Configurations, best choice, Pareto
+
+
+def _config_key(c: Row) -> tuple:
+    return (c["device_key"], c["model"], c["level"], c["runtime"], c["power_mode"])
+
+
+SPEED_FIELDS = ("energy_per_decode_token_j", "energy_per_prefill_token_j", "tokens_per_j",
+                "energy_net_j", "power_avg_w", "co2e_g", "energy_load_j", "decode_tokens_per_s",
+                "prefill_tokens_per_s", "ttft_s", "e2e_latency_s", "peak_rss_bytes", "load_time_s")
+QUALITY_FIELDS = ("hallucination_rate", "accuracy", "abstention_rate",
+                  "hallucination_rate_attempted", "mc1", "mc2", "kl_divergence_mean",
+                  "top1_agreement", "perplexity_ratio", "token_agreement")
+
+
+def configurations(table: ResultsTable) -> list[Row]:
+    """One row per configuration: speed/energy from its generation cell, quality from its
+    quality cell (the first workload name, alphabetically, that has the metric)."""
+    groups: dict[tuple, list[Row]] = {}
+    for c in table.cells:
+        groups.setdefault(_config_key(c), []).append(c)
+    out = []
+    for key, cells in groups.items():
+        cells = sorted(cells, key=lambda c: str(c["workload"]))
+        speed = next((c for c in cells if c.get("workload_kind") == "generation"), None)
+        row: Row = {k: cells[0][k] for k in ("device_key", "device", "host", "model", "level",
+                                             "runtime", "power_mode", "quant_type",
+                                             "source_quant_type", "bits_per_weight")}
+        row["run_ids"] = sorted({c["run_id"] for c in cells})
+        row["emulated"] = any(c.get("emulated") for c in cells)
+        row["throttled"] = any(c.get("throttled") for c in cells)
+        row["speed_workload"] = speed["workload"] if speed else None
+        for k in ("energy_method", "energy_sensor", "energy_model", "energy_coverage",
+                  "energy_invalid"):
+            row[k] = (speed or cells[0]).get(k)
+        for f in SPEED_FIELDS:
+            _copy_metric(row, speed, f)
+        row["quality_workload"] = None
+        for f in QUALITY_FIELDS:
+            src = next((c for c in cells if c.get(f) is not None), None)
+            _copy_metric(row, src, f)
+            if src is not None and f == "hallucination_rate":
+                row["quality_workload"] = src["workload"]
+        out.append(row)
+    out.sort(key=lambda r: (r["device"], r["host"], str(r["model"]), _level_order(r),
+                            str(r["runtime"]), str(r["power_mode"])))
+    return out
+
+
+def _copy_metric(row: Row, src: Row | None, f: str) -> None:
+    for suffix in ("", "_ci95_low", "_ci95_high", "_n"):
+        row[f + suffix] = src.get(f + suffix) if src else None
+
+
+def _level_order(r: Row) -> tuple:
+    """Higher precision first: F16 before Q8_0 before Q4_K_M; unknown bits last, by name."""
+    bpw = r.get("bits_per_weight")
+    return (-(bpw if isinstance(bpw, (int, float)) else -1), str(r["level"]))
+
+
+def best_per_device(configs: list[Row], constraints: Constraints) -> list[Row]:
+    """Per device: the configuration optimising the objective among those meeting every bound.
+
+    A configuration missing a constrained metric (e.g. no quality workload) does not qualify:
+    an unknown hallucination rate is not below the threshold.
+    """
+    spec = SPECS[constraints.objective]
+    out = []
+    for dkey in sorted({c["device_key"] for c in configs}, key=lambda d: (d.profile, d.hostname)):
+        mine = [c for c in configs if c["device_key"] == dkey]
+        ok, excluded = [], []
+        for c in mine:
+            why = _violations(c, constraints)
+            (excluded if why else ok).append((c, why))
+        ranked = sorted((c for c, _ in ok), key=lambda c: c[constraints.objective]
+                        if spec.lower_is_better else -c[constraints.objective])
+        out.append({"device_key": dkey, "best": ranked[0] if ranked else None,
+                    "n_candidates": len(mine), "n_qualifying": len(ranked),
+                    "excluded": [(c, why) for c, why in excluded]})
+    return out
+
+
+def _violations(c: Row, constraints: Constraints) -> list[str]:
+    why = []
+    if c.get(constraints.objective) is None:
+        why.append(f"no {SPECS[constraints.objective].label.lower()}")
+    for metric, kind, bound in constraints.bounds():
+        v = c.get(metric)
+        if v is None:
+            why.append(f"no {SPECS[metric].label.lower()}")
+        elif (kind == "max" and v > bound) or (kind == "min" and v < bound):
+            why.append(f"{SPECS[metric].label.lower()} {v * SPECS[metric].scale:.3g} "
+                       f"{SPECS[metric].unit}")
+    return why
+
+
+def pareto_mask(points: Sequence[tuple[float, float]], minimize: tuple[bool, bool]) -> list[bool]:
+    """True for points no other point dominates (at least as good on both, better on one)."""
+    sign = [1.0 if m else -1.0 for m in minimize]
+    pts = [(x * sign[0], y * sign[1]) for x, y in points]
+    mask = []
+    for i, (x, y) in enumerate(pts):
+        dominated = any(ox <= x and oy <= y and (ox < x or oy < y)
+                        for j, (ox, oy) in enumerate(pts) if j != i)
+        mask.append(not dominated)
+    return mask
+
+
+PARETO_VIEWS = (
+    # (x metric, y metric, minimise x, minimise y)
+    ("hallucination_rate", "energy_per_decode_token_j", True, True),
+    ("peak_rss_bytes", "decode_tokens_per_s", True, False),
+)
+
+
+def pareto_points(configs: list[Row], dkey: DeviceKey, x: str, y: str,
+                  min_x: bool, min_y: bool) -> list[Row]:
+    """The device's configurations that have both metrics, each with `on_front`."""
+    pts = [c for c in configs if c["device_key"] == dkey and c.get(x) is not None
+           and c.get(y) is not None]
+    mask = pareto_mask([(c[x], c[y]) for c in pts], (min_x, min_y))
+    return [{"label": config_label(c), "x": c[x], "y": c[y], "on_front": m,
+             "x_low": c.get(f"{x}_ci95_low"), "x_high": c.get(f"{x}_ci95_high"),
+             "y_low": c.get(f"{y}_ci95_low"), "y_high": c.get(f"{y}_ci95_high"),
+             "emulated": c.get("emulated"), "throttled": c.get("throttled")}
+            for c, m in zip(pts, mask)]
+
+
+def config_label(c: Row, with_runtime: bool | None = None) -> str:
+    """model + level (+ runtime when not llama.cpp, + power mode when set)."""
+    parts = [str(c["model"]), str(c["level"])]
+    if with_runtime or (with_runtime is None and c.get("runtime") not in (None, "llama_cpp")):
+        parts.append(f"({c['runtime']})")
+    if c.get("power_mode"):
+        parts.append(f"[{c['power_mode']}]")
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Paired quality comparisons
+
+
+def paired_tests(table: ResultsTable, reference_level: str | None = None) -> list[Row]:
+    """Each level against the reference level on the same items (same device, model, workload).
+
+    The reference is `reference_level` when given and present, else the highest-precision level
+    of the group. The test is the quality room's `compare_labels` (McNemar's exact test on
+    per-item correctness, paired by item id, with a bootstrap interval of the accuracy
+    difference). Without `harness.quality.compare` installed there are no paired tests.
+    """
+    try:
+        from ..quality.compare import compare_labels
+    except ImportError:
+        return []
+    groups: dict[tuple, list[Row]] = {}
+    for c in table.cells:
+        if (c["run_id"], c["cell_id"]) in table.quality:
+            k = (c["device_key"], c["model"], c["runtime"], c["power_mode"], c["workload"])
+            groups.setdefault(k, []).append(c)
+    out = []
+    for (dkey, model, runtime, pmode, workload), cells in sorted(
+            groups.items(), key=lambda kv: (kv[0][0].profile, kv[0][0].hostname, str(kv[0][1:]))):
+        if len(cells) < 2:
+            continue
+        cells.sort(key=_level_order)
+        ref = next((c for c in cells if c["level"] == reference_level), cells[0])
+        ref_rows = table.quality[(ref["run_id"], ref["cell_id"])].pair_rows
+        for c in cells:
+            if c is ref:
+                continue
+            row: Row = {"device_key": dkey, "model": model, "runtime": runtime,
+                        "power_mode": pmode, "workload": workload, "reference": ref["level"],
+                        "level": c["level"], "error": None}
+            try:
+                row["result"] = compare_labels(
+                    ref_rows, table.quality[(c["run_id"], c["cell_id"])].pair_rows)
+            except HarnessError as e:  # e.g. duplicate item ids: shown, not hidden
+                row["result"], row["error"] = None, str(e)
+            out.append(row)
+    return out
+
+
+def relpath(target: Path, start_dir: Path) -> str:
+    """A relative link (POSIX separators) so the report and its runs can move together."""
+    return Path(os.path.relpath(target, start_dir)).as_posix()
