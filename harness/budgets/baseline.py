@@ -20,7 +20,7 @@ from ..stats import mann_whitney_p, t975
 from ..store import Run
 from .cells import Cell, MetricStats, cells_of
 from .spec import METRICS, Metric
-from .verdict import FAIL, INCONCLUSIVE, NO_DATA, PASS, Verdict, fmt_interval, fmt_value
+from .verdict import FAIL, INCONCLUSIVE, NO_DATA, PASS, Verdict, fmt_value
 
 # What "the same hardware" means: the CPU, the architecture, the core count and the device profile
 # (with its emulation flag). RAM is compared within RAM_TOLERANCE (firmware reserves vary).
@@ -110,8 +110,7 @@ class RegressionCheck:
 
     @property
     def expected(self) -> str:
-        sign = "+" if self.metric.higher_is_worse else "-"
-        return f"no worse than {sign}{self.tolerance:.0%} vs baseline"
+        return f"at most {self.tolerance * 100:.3g}% worse than baseline"
 
     def evaluate(self, base: Cell, cur: Cell) -> Verdict | None:
         """A verdict for two finished cells, or None when either lacks the metric."""
@@ -130,10 +129,24 @@ class RegressionCheck:
                 cur.energy_provenance()[0] != "measured":
             status, breaks = FAIL, True
             notes.append("--require-measured: this energy figure is not a measurement")
+        return self._row(cur, self._measured(b, c), self._change_interval(lo, hi), status, breaks,
+                         tuple(notes), w, lo, hi)
+
+    def _measured(self, b: MetricStats, c: MetricStats) -> str:
+        """Both means and the change of the metric itself (+50% tokens/s reads as better)."""
+        change = c.mean / b.mean - 1
+        worse = change > 0 if self.metric.higher_is_worse else change < 0
+        word = "unchanged" if change == 0 else ("worse" if worse else "better")
         unit = self.metric.unit
-        measured = f"{fmt_value(b.mean, unit)} -> {fmt_value(c.mean, unit)} ({w:.3f}x worse)"
-        return self._row(cur, measured, fmt_interval(lo, hi, "x"), status, breaks, tuple(notes),
-                         w, lo, hi)
+        return f"{fmt_value(b.mean, unit)} -> {fmt_value(c.mean, unit)} ({change:+.1%}, {word})"
+
+    def _change_interval(self, lo: float | None, hi: float | None) -> str:
+        """The interval of the worsening ratio, shown as a change of the metric in percent."""
+        if lo is None or hi is None:
+            return "-"
+        if not self.metric.higher_is_worse:  # w = baseline/current: change = 1/w - 1
+            lo, hi = (1 / hi if hi > 0 else float("inf")), (1 / lo if lo > 0 else float("inf"))
+        return f"[{lo - 1:+.1%}, {hi - 1:+.1%}]"
 
     def _evidence(self, b: MetricStats, c: MetricStats, cur: Cell) -> list[str]:
         notes = []

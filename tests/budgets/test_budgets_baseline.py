@@ -59,6 +59,9 @@ def test_lower_is_worse_metrics_are_inverted(make_run):
     assert slower.value == pytest.approx(90.5 / 45.3)
     assert (faster.status, faster.breaks) == ("pass", False)
     assert "improved beyond the tolerance" in faster.notes
+    assert slower.measured.endswith("(-49.9%, worse)") and faster.measured.endswith("(+49.2%, better)")
+    lo_change, hi_change = (float(x.strip(" []%")) for x in slower.ci.split(","))
+    assert lo_change < -49.9 < hi_change < 0  # the interval is of the change in tokens/s
 
 
 def test_tolerance_is_respected(make_run):

@@ -81,7 +81,9 @@ def test_baseline_regression_exits_1_and_noise_exits_0(make_run, capsys):
     twice = make_run("twice", [cell(key(), {"energy_gross_j": [20.0, 20.9, 19.5]})])
     assert main(["check", str(same), "--baseline", str(base), "--tolerance", "5%"]) == 0
     assert main(["check", str(twice), "--baseline", str(base), "--tolerance", "5%"]) == 1
-    assert "no worse than +5% vs baseline" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "at most 5% worse than baseline" in out
+    assert "10.03 J -> 20.13 J (+100.7%, worse)" in out
 
 
 def test_junit_has_one_testcase_per_check_with_failures_marked(slow_run, budgets_file, tmp_path):

@@ -97,3 +97,13 @@ def test_tolerance_parses(text, value):
 def test_bad_tolerance_is_refused(text):
     with pytest.raises(HarnessError, match="--tolerance"):
         parse_tolerance(text)
+
+
+def test_committed_budget_files_validate():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "benchmarks"
+    files = sorted(root.glob("budgets*.yaml"))
+    assert root / "budgets.example.yaml" in files
+    for f in files:
+        assert load_budgets(f), f
