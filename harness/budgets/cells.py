@@ -116,8 +116,9 @@ def _from_summary(s: dict[str, Any], values: tuple[float, ...]) -> MetricStats:
     n = int(s.get("n") or len(values) or 1)
     sd = s.get("stdev")
     se = sd / math.sqrt(n) if sd is not None and n > 1 else None
-    return MetricStats(mean=float(s["mean"]), n=n, se=se, df=float(n - 1) if se is not None else None,
-                       ci95_low=s.get("ci95_low"), ci95_high=s.get("ci95_high"), values=values)
+    df = float(n - 1) if se is not None else None
+    return MetricStats(mean=float(s["mean"]), n=n, se=se, df=df, ci95_low=s.get("ci95_low"),
+                       ci95_high=s.get("ci95_high"), values=values)
 
 
 def _widen_with_items(base: MetricStats, reps: list[dict[str, Any]], metric: str,

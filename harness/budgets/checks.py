@@ -64,8 +64,9 @@ class LimitCheck:
                     notes: list[str]) -> tuple[str, bool]:
         method, text = cell.energy_provenance()
         notes.append(text)
-        if cell.invalid_energy_reasons():
-            notes.append("invalid energy repetitions left out: " + "; ".join(cell.invalid_energy_reasons()))
+        invalid = cell.invalid_energy_reasons()
+        if invalid:
+            notes.append("invalid energy repetitions left out: " + "; ".join(invalid))
         if self.require_measured and method != "measured":
             notes.append("--require-measured: this energy figure is not a measurement")
             return FAIL, True
@@ -73,9 +74,9 @@ class LimitCheck:
 
     def _row(self, cell: Cell, measured: str, ci: str, status: str, breaks: bool,
              notes: tuple[str, ...], s: MetricStats | None = None) -> Verdict:
-        return Verdict("budget", self.budget.name, cell.label, self.limit.metric.name, self.expected,
-                       measured, ci, status, breaks, notes,
-                       s.mean if s else None, s.ci95_low if s else None, s.ci95_high if s else None)
+        return Verdict("budget", self.budget.name, cell.label, self.limit.metric.name,
+                       self.expected, measured, ci, status, breaks, notes, s.mean if s else None,
+                       s.ci95_low if s else None, s.ci95_high if s else None)
 
 
 def _conditions(cell: Cell) -> list[str]:
@@ -101,9 +102,9 @@ def check_budgets(run: Run, budgets: list[Budget], require_measured: bool = Fals
         for limit in budget.limits:
             check = LimitCheck(budget, limit, require_measured)
             rows = [v for v in (check.evaluate(c) for c in matched) if v is not None]
-            verdicts += rows or [_no_data(budget, limit.metric.name, check.expected, allow_unmatched,
-                                          f"none of the {len(matched)} matched cell(s) records "
-                                          f"{limit.metric.name}")]
+            why = f"none of the {len(matched)} matched cell(s) records {limit.metric.name}"
+            verdicts += rows or [_no_data(budget, limit.metric.name, check.expected,
+                                          allow_unmatched, why)]
     return verdicts
 
 

@@ -61,7 +61,8 @@ def to_junit(verdicts: list[Verdict], suite_name: str) -> str:
         detail = (f"expected {v.expected}; measured {v.measured}; 95% CI {v.ci}; status {v.label}"
                   + (f"; {'; '.join(v.notes)}" if v.notes else ""))
         if v.breaks:
-            ET.SubElement(case, "failure", message=f"{v.metric}: {v.label}", type=v.status).text = detail
+            failure = ET.SubElement(case, "failure", message=f"{v.metric}: {v.label}", type=v.status)
+            failure.text = detail
         elif v.status == NO_DATA:
             ET.SubElement(case, "skipped", message=detail)
         else:

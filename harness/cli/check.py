@@ -63,7 +63,8 @@ def _metric_list(text: str | None, known: dict) -> list[str] | None:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise HarnessError(f"--metrics: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+        raise HarnessError(f"--metrics: unknown {', '.join(unknown)}; "
+                           f"choose from {', '.join(known)}")
     return names
 
 

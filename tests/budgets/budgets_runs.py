@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness.records import CELL_FAILED, CELL_SUMMARY, REPETITION, CellKey, make_record
 from harness.stats import summarize

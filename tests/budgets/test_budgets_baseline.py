@@ -181,3 +181,13 @@ def test_non_positive_means_are_not_turned_into_ratios(make_run):
     assert (v.status, v.breaks) == ("inconclusive", False)
     assert "meaningless" in v.notes[0]
     assert _one(make_run, "hallucination_rate", [0.0, 0.0], [0.0, 0.0]).status == "pass"
+
+
+def test_require_measured_fails_estimated_energy_rows_only(make_run):
+    est = {"energy": {"sensor": "estimate", "method": "estimated", "rate_hz": 20.0}}
+    values = {"energy_gross_j": [10.0, 10.1, 9.9], "ttft_s": [1.0, 1.01, 0.99]}
+    c = [cell(key(), values, method="estimated", sensor="estimate", energy_model="tdp")]
+    verdicts = {v.metric: v for v in _compare(make_run, c, c, base_manifest=est, cur_manifest=est,
+                                              require_measured=True)}
+    assert verdicts["energy_gross_j"].breaks and not verdicts["ttft_s"].breaks
+    assert "estimated by tdp" in verdicts["energy_gross_j"].notes
