@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import HarnessError, ModelError
+from ..models import sha256_file
 from . import cache
 from .gguf_info import describe
 from .levels import Level, gguf_quant_types
@@ -86,8 +87,6 @@ def _build(source_path: Path, src: dict[str, Any], level: Level, base: dict[str,
         result = _run_worker(job, work, level, progress)
         build_time_s = round(time.monotonic() - t0, 3)
         out = describe(work / name)
-        from ..models import sha256_file
-
         compression = _record(base, out, kind="prune+quantize" if level.prune else "quantize")
         compression.update(
             requantized=bool(src["is_quantized"]), llama_cpp_version=version, cache_key=key,
