@@ -129,11 +129,21 @@ def run_cell(p: CellPayload, emit: Emit) -> None:
     from . import devices, energy
 
     cell = p.cell
-    if p.emulated:
-        applied = devices.apply_emulation(p.profile)
-        emit("log", f"emulating {p.profile.name}: {applied}")
+    applied = devices.apply_emulation(p.profile) if p.emulated else None
     state_before = devices.read_state(p.profile)
     sensor = energy.open_sensor(cell.energy, list(p.profile.sensors), _as_dict(p.profile.estimate))
+    try:
+        _measure(p, emit, sensor, state_before, applied)
+    finally:
+        sensor.close()  # tegrastats/powermetrics readers own a child tool
+
+
+def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, Any],
+             emulation: dict[str, Any] | None) -> None:
+    from . import devices, energy
+
+    cell = p.cell
+    info = sensor.info()
     rate_hz = cell.energy.rate_hz
     mem = MemoryWatch().start()
     backend = get_backend(cell.runtime)
@@ -160,6 +170,8 @@ def run_cell(p: CellPayload, emit: Emit) -> None:
         mod.run(backend, cell.workload.config, ctx)
 
     common = {"attempt": p.attempt, "workload_kind": cell.workload.kind, "emulated": p.emulated,
+              "emulation": emulation, "energy_notes": info.get("notes") or [],
+              "energy_fallback_reason": info.get("fallback_reason"),
               "load_time_s": load_time_s, "energy_load_j": energy_load_j,
               "rss_after_load_bytes": rss_after_load, "runtime_info": backend.info(),
               **p.model_fields}

@@ -3,6 +3,7 @@
 Off unless HARNESS_FAULT is set (a JSON object), so it never changes what a normal run measures.
   {"workload": "chat", "level": "Q4_K_M", "stage": "after_repetition", "repetition": 0,
    "action": "crash" | "segfault" | "sigkill" | "hang" | "alloc_mib:<n>" | "exit:<code>"}
+or {"any": [plan, plan, ...]} for several cells at once.
 Stages: "before_load", "after_load", "after_repetition".
 """
 from __future__ import annotations
@@ -23,7 +24,14 @@ def _plan() -> dict[str, Any] | None:
 
 def maybe_inject(stage: str, key: Any, repetition: int | None = None) -> None:
     plan = _plan()
-    if not plan or plan.get("stage") != stage:
+    if not plan:
+        return
+    for one in plan.get("any", [plan]):
+        _maybe(one, stage, key, repetition)
+
+
+def _maybe(plan: dict[str, Any], stage: str, key: Any, repetition: int | None) -> None:
+    if plan.get("stage") != stage:
         return
     for dim in ("model", "level", "workload", "device"):
         if dim in plan and plan[dim] != getattr(key, dim):

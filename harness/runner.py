@@ -379,7 +379,7 @@ def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter
                           reference_artifact=ref, model_fields=art.fields, profile=device.profile,
                           emulated=device.emulated, settings=settings_for(cell, device.profile),
                           carbon_g_per_kwh=carbon[0], carbon_source=carbon[1])
-    limit = getattr(device.profile, "memory_bytes", None) if device.emulated else None
+    limit = devices.memory_limit_bytes(device.profile) if device.emulated else None
     try:
         return run_cell_process(payload, writer, cell.workload.timeout_s, limit,
                                 should_stop=lambda: stop.requested, log=progress.say)
