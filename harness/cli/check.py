@@ -13,7 +13,8 @@ from ..errors import HarnessError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="the run directory to check (results/<run-id>)")
+    parser.add_argument("run_dir", help="the run directory to check (results/<run-id>), or a "
+                        "folder holding exactly one run")
     parser.add_argument("--budgets", metavar="YAML", help="budgets file (see docs/budgets.md)")
     parser.add_argument("--baseline", metavar="RUN_DIR", help="compare against this earlier run")
     parser.add_argument("--tolerance", default="5%",
@@ -41,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
     tolerance = parse_tolerance(args.tolerance)
     metrics = _metric_list(args.metrics, METRICS)
     budgets = load_budgets(args.budgets) if args.budgets else []
-    current = load_run(args.run_dir)
+    current = load_run(_one_run_dir(args.run_dir))
     verdicts = []
     if budgets:
         verdicts += check_budgets(current, budgets, args.require_measured, args.allow_unmatched)
     if args.baseline:
-        verdicts += compare_runs(load_run(args.baseline), current, tolerance, metrics,
-                                 args.require_measured)
+        verdicts += compare_runs(load_run(_one_run_dir(args.baseline)), current, tolerance,
+                                 metrics, args.require_measured)
     for w in current.warnings:
         print(f"warning: {w}", file=sys.stderr)
     title = f"edgebench check: {current.manifest.get('run_id') or Path(args.run_dir).name}"
@@ -55,6 +56,20 @@ def run(args: argparse.Namespace) -> int:
     _write(args.markdown, lambda: to_markdown(verdicts, title))
     sys.stdout.write(summary_line(verdicts) + "\n" if args.quiet else format_table(verdicts))
     return 1 if any(v.breaks for v in verdicts) else 0
+
+
+def _one_run_dir(arg: str) -> Path:
+    """A run dir, or a folder holding exactly one (CI writes each run into a fresh folder)."""
+    from ..store import iter_run_dirs
+
+    path = Path(arg)
+    if not path.exists():
+        raise HarnessError(f"{path}: not a run directory (no such path)")
+    dirs = list(iter_run_dirs([path]))
+    if len(dirs) != 1:
+        raise HarnessError(f"{path} holds {len(dirs)} runs ({', '.join(d.name for d in dirs)}); "
+                           "name the one to check")
+    return dirs[0]
 
 
 def _metric_list(text: str | None, known: dict) -> list[str] | None:

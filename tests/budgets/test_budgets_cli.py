@@ -141,3 +141,11 @@ def test_module_entry_point_exit_codes(good_run, slow_run, budgets_file):
         return subprocess.run([sys.executable, "-m", "harness", "check", str(run_dir), "--budgets",
                                f, "--quiet"], cwd=root, capture_output=True, timeout=60).returncode
     assert (rc(good_run), rc(slow_run)) == (0, 1)
+
+
+def test_a_folder_with_exactly_one_run_is_accepted(good_run, make_run, budgets_file, capsys):
+    f = str(budgets_file(BUDGETS))
+    assert main(["check", str(good_run.parent), "--budgets", f]) == 0
+    make_run("second", [cell(key(), {"ttft_s": [1.0]})])
+    assert main(["check", str(good_run.parent), "--budgets", f]) == 2
+    assert "holds 2 runs (good, second); name the one to check" in capsys.readouterr().err
