@@ -13,7 +13,8 @@ from typing import Any
 from ..errors import HarnessError
 from .metrics import SPECS, MetricSpec
 
-PHASE_COLOURS = {"load": "#b0b0b0", "baseline": "#9ecae1", "prefill": "#fdae6b", "decode": "#a1d99b"}
+PHASE_COLOURS = {"load": "#b0b0b0", "baseline": "#9ecae1", "prefill": "#fdae6b", "decode": "#a1d99b",
+                 "run": "#cbc9e2"}  # "run": a quality workload's whole window
 FRONT_COLOUR = "#1f5fa8"
 DOMINATED_COLOUR = "#a0a0a0"
 MAX_LABELS = 14  # beyond this only front points are labelled (the table lists the rest)
@@ -157,8 +158,10 @@ def trace_svg(segments: list[dict[str, Any]], title: str) -> str:
     for start, seg in placed:
         pts = " ".join(f"{sx(start + t):.1f},{sy(p):.1f}" for t, p in zip(seg["t_s"], seg["power_w"]))
         label = seg["label"] if seg["label"] in ("load", "baseline") else f"rep {seg['label']}"
-        out.append(f'<polyline points="{pts}" fill="none" stroke="#303030" stroke-width="0.9"/>'
-                   f'<text x="{sx(start + seg["t_s"][0]):.1f}" y="{top - 5}" fill="#505050">{_attr(label)}</text>')
+        out.append(f'<polyline points="{pts}" fill="none" stroke="#303030" stroke-width="0.9"/>')
+        if sx(start + seg["t_s"][-1]) - sx(start + seg["t_s"][0]) >= 6 * len(label):  # room for it
+            out.append(f'<text x="{sx(start + seg["t_s"][0]):.1f}" y="{top - 5}" fill="#505050">'
+                       f"{_attr(label)}</text>")
     for i in range(6):
         t = t_max * i / 5
         anchor = "start" if i == 0 else "end" if i == 5 else "middle"

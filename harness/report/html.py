@@ -175,7 +175,7 @@ def energy_badge(row: Row) -> str:
     method, sensor = row.get("energy_method"), row.get("energy_sensor")
     if row.get("energy_invalid"):
         return f'<span class="badge flag" title="{_e(row["energy_invalid"])}">energy invalid</span>'
-    if sensor == "scripted":
+    if sensor == "scripted" or method == "scripted":
         return '<span class="badge scripted" title="test sensor: not a measurement">scripted</span>'
     if method == "measured":
         cov = f"coverage: {row['energy_coverage']}" if row.get("energy_coverage") else "coverage unknown"
@@ -191,7 +191,7 @@ def energy_text(row: Row) -> str:
     if row.get("energy_invalid"):
         return f"energy invalid ({row['energy_invalid']})"
     sensor = row.get("energy_sensor")
-    if sensor == "scripted":
+    if sensor == "scripted" or row.get("energy_method") == "scripted":
         return "scripted (test sensor)"
     if row.get("energy_method") == "measured":
         cov = f", {row['energy_coverage']}" if row.get("energy_coverage") else ""
@@ -206,13 +206,16 @@ def flags(row: Row) -> str:
     if row.get("emulated"):
         out.append('<span class="badge flag" title="device profile emulated on other hardware">emulated</span>')
     if row.get("throttled"):
-        out.append('<span class="badge flag" title="the device throttled during this cell">throttled</span>')
+        why = row.get("throttled_reason") or "the device throttled during this cell"
+        out.append(f'<span class="badge flag" title="{_e(why)}">throttled</span>')
     if row.get("source_quant_type"):
         src = _e(row["source_quant_type"])
         out.append(f'<span class="badge note" title="quality cannot exceed the {src} source">'
                    f"requantized from {src}</span>")
-    for m in row.get("unstable") or []:
-        out.append(f'<span class="badge note" title="stdev above 10% of the mean">unstable {_e(m)}</span>')
+    unstable = row.get("unstable") or []
+    if unstable:
+        out.append(f'<span class="badge note" title="stdev above 10% of the mean: '
+                   f'{_e(", ".join(unstable))}">unstable ({len(unstable)})</span>')
     return "".join(out)
 
 
@@ -516,13 +519,11 @@ def _methods(table: ResultsTable, out_dir: Path) -> str:
                      f"{host.get('cores_physical')} physical / {host.get('cores_logical')} logical cores, "
                      f"{_gb(host.get('ram_bytes'))}, {host.get('os')} {host.get('kernel')} {host.get('machine')}"),
             ("Device profile", f"{dev.get('profile')} (detected {dev.get('detected_profile')}"
-                               f"{', EMULATED' if dev.get('emulated') else ''}; {dev.get('detection')})"),
-            ("Energy", f"{energy.get('method')} by {energy.get('sensor')} at {energy.get('rate_hz')} Hz "
-                       f"requested ({achieved})" + (f"; estimate model: {', '.join(models)}" if models else "")
-                       + (f"; coverage: {', '.join(coverage)}" if coverage else "")),
+                               f"{', EMULATED' if dev.get('emulated') else ''}; "
+                               f"{_detection(dev.get('detection'))})"),
+            ("Energy", _energy_method(reps, energy, achieved, models, coverage)),
             ("Carbon", "; ".join(carbon) or "not recorded"),
-            ("Repetitions", f"{_matrix_setting(matrix, 'repetitions')} per cell, "
-                            f"{_matrix_setting(matrix, 'warmups')} warm-up(s) (from the matrix)"),
+            ("Repetitions", _repetitions(r["summaries"], matrix)),
             ("Python / packages", f"{m.get('python')}; {pkgs}"),
             ("llama.cpp", f"{llama.get('version')}: {llama.get('system_info')}"),
         ]
@@ -531,14 +532,49 @@ def _methods(table: ResultsTable, out_dir: Path) -> str:
     return "".join(parts)
 
 
+def _detection(d: Any) -> str:
+    """The devices room records detection as a dict (evidence, facts); show its evidence."""
+    if isinstance(d, dict):
+        ev = d.get("evidence")
+        return "; ".join(map(str, ev)) if isinstance(ev, list) and ev else "no evidence recorded"
+    return str(d)
+
+
+def _energy_method(reps: list[Row], energy: dict[str, Any], achieved: str, models: list[str],
+                   coverage: list[str]) -> str:
+    """How energy was obtained, from the records (what happened) and the manifest (what was asked)."""
+    used = sorted({f"{x.get('energy_method')} by {x.get('energy_sensor')}" for x in reps
+                   if x.get("energy_method")})
+    if not used and energy.get("method"):
+        used = [f"{energy.get('method')} by {energy.get('sensor')}"]
+    asked = energy.get("sensor") or energy.get("sensor_requested")
+    parts = [", ".join(used) or "no energy figures",
+             f"sensor requested: {asked}" if asked else "",
+             f"{energy.get('rate_hz')} Hz requested ({achieved})",
+             f"estimate model: {', '.join(models)}" if models else "",
+             f"coverage: {', '.join(coverage)}" if coverage else "",
+             f"idle baseline {energy['baseline_s']} s" if energy.get("baseline_s") is not None else ""]
+    return "; ".join(p for p in parts if p)
+
+
 def _gb(x: Any) -> str:
     return f"{x / 1e9:.1f} GB RAM" if isinstance(x, (int, float)) else "RAM unknown"
+
+
+def _repetitions(summaries: list[Row], matrix: dict[str, Any]) -> str:
+    """What the cells actually did (summaries), else what the matrix asked for."""
+    reps = sorted({s["n_repetitions"] for s in summaries if isinstance(s.get("n_repetitions"), int)})
+    warm = sorted({s["warmup"] for s in summaries if isinstance(s.get("warmup"), int)})
+    reps_s = "/".join(map(str, reps)) if reps else _matrix_setting(matrix, "repetitions")
+    warm_s = "/".join(map(str, warm)) if warm else _matrix_setting(matrix, "warmup")
+    return f"{reps_s} measured repetition(s) per cell after {warm_s} warm-up(s)"
 
 
 def _matrix_setting(matrix: dict[str, Any], key: str) -> str:
     """The matrix as given: the key at top level or in a settings/defaults mapping."""
     for where in (matrix, matrix.get("settings"), matrix.get("defaults")):
-        if isinstance(where, dict) and key in where:
-            return str(where[key])
+        for k in (key, key + "s"):
+            if isinstance(where, dict) and k in where:
+                return str(where[k])
     return "not recorded"
 

@@ -115,6 +115,7 @@ class QualityDetail:
     pair_rows: list[dict[str, str]]  # {id, label} per item, for paired tests
     excerpt: list[dict[str, str]]  # hallucinated items: id, question, output, reference
     n_hallucinated: int
+    duplicates_dropped: int = 0
 
 
 @dataclass
@@ -208,7 +209,7 @@ def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str], list[tup
         dkey = _device_key(run.manifest)
         run_info.append({"run_id": rid, "path": run.path, "manifest": run.manifest,
                          "device_key": dkey, "warnings": list(run.warnings),
-                         "repetitions": run.repetitions})
+                         "repetitions": run.repetitions, "summaries": run.summaries})
         # the store names files by absolute path; the run id is enough and stays stable
         warnings += [f"{rid}: " + w.replace(str(run.path), run.path.name) for w in run.warnings]
         reps_by_cell: dict[str, list[Row]] = {}
@@ -224,7 +225,13 @@ def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str], list[tup
             if read_samples is not None:
                 got = read_samples(run, cells[-1])
                 if got is not None:
-                    quality[(rid, s["cell_id"])] = quality_detail(*got)
+                    detail = quality_detail(*got)
+                    quality[(rid, s["cell_id"])] = detail
+                    if detail.duplicates_dropped:
+                        warnings.append(
+                            f"{rid}: samples/{s['cell_id']}.jsonl has {detail.duplicates_dropped} "
+                            "repeated item(s) in one repetition (a resumed cell?); the last "
+                            "answer per item is shown and paired")
         for f in run.failures:
             failures.append(_dims(rid, dkey, f) | {k: f.get(k) for k in
                             ("reason", "failure_kind", "exit_code", "stderr_tail")})
@@ -252,6 +259,10 @@ def cell_row(run_id: str, dkey: DeviceKey, summary: Row, reps: list[Row]) -> Row
               "quant_type", "source_quant_type", "bits_per_weight", "model_size_bytes"):
         row[k] = summary.get(k, first.get(k))
     row["workload_kind"] = row["workload_kind"] or first.get("workload_kind")
+    row["throttled_reason"] = summary.get("throttled_reason")
+    row["warmup"] = summary.get("warmup")
+    if row["source_quant_type"] == row["quant_type"]:  # the source level itself, used as is
+        row["source_quant_type"] = None
     row["energy_model"] = summary.get("energy_model") or first.get("energy_model")
     row["n_repetitions"] = summary.get("n_repetitions", len(reps))
     row["unstable"] = list(summary.get("unstable") or [])
@@ -393,7 +404,27 @@ def _first(d: Row, keys: Sequence[str]) -> Any:
     return next((d[k] for k in keys if d.get(k) is not None), None)
 
 
+def first_repetition(samples: list[Row]) -> tuple[list[Row], int]:
+    """The rows of the first repetition, one per item id (the last written wins).
+
+    A quality workload repeated n times writes every item n times (`repetition` field); the
+    audit excerpt and the paired tests use one answer per item. Returns the rows and how many
+    duplicate rows of that repetition (from a superseded attempt) were dropped.
+    """
+    reps = [s.get("repetition") for s in samples if isinstance(s.get("repetition"), int)]
+    if reps:
+        first = min(reps)
+        samples = [s for s in samples if s.get("repetition", first) == first]
+    by_id: dict[Any, Row] = {}
+    for i, s in enumerate(samples):
+        sid = _first(s, ID_KEYS)
+        by_id.pop(sid if sid is not None else ("row", i), None)
+        by_id[sid if sid is not None else ("row", i)] = s
+    return list(by_id.values()), len(samples) - len(by_id)
+
+
 def quality_detail(path: Path | None, samples: list[Row]) -> QualityDetail:
+    samples, dropped = first_repetition(samples)
     pair_rows = []
     excerpt = []
     n_halluc = 0
@@ -410,7 +441,7 @@ def quality_detail(path: Path | None, samples: list[Row]) -> QualityDetail:
                                 "output": str(_first(s, OUTPUT_KEYS) or ""),
                                 "reference": " | ".join(map(str, ref)) if isinstance(ref, list)
                                 else str(ref or "")})
-    return QualityDetail(path, pair_rows, excerpt, n_halluc)
+    return QualityDetail(path, pair_rows, excerpt, n_halluc, dropped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,6 +476,8 @@ def configurations(table: ResultsTable) -> list[Row]:
         row["run_ids"] = sorted({c["run_id"] for c in cells})
         row["emulated"] = any(c.get("emulated") for c in cells)
         row["throttled"] = any(c.get("throttled") for c in cells)
+        row["throttled_reason"] = next((c["throttled_reason"] for c in cells
+                                        if c.get("throttled_reason")), None)
         row["speed_workload"] = speed["workload"] if speed else None
         for k in ("energy_method", "energy_sensor", "energy_model", "energy_coverage",
                   "energy_invalid"):
@@ -560,7 +593,8 @@ def paired_tests(table: ResultsTable, reference_level: str | None = None) -> lis
     """Each level against the reference level on the same items (same device, model, workload).
 
     The reference is `reference_level` when given and present, else the highest-precision level
-    of the group. The test is the quality room's `compare_labels` (McNemar's exact test on
+    of the group that was not requantized from a lower-bit source (a Q8_0 made from a Q4_K_M
+    file is no better reference than the Q4_K_M it came from). The test is the quality room's `compare_labels` (McNemar's exact test on
     per-item correctness, paired by item id, with a bootstrap interval of the accuracy
     difference). Without `harness.quality.compare` installed there are no paired tests.
     """
@@ -578,7 +612,7 @@ def paired_tests(table: ResultsTable, reference_level: str | None = None) -> lis
             groups.items(), key=lambda kv: (kv[0][0].profile, kv[0][0].hostname, str(kv[0][1:]))):
         if len(cells) < 2:
             continue
-        cells.sort(key=_level_order)
+        cells.sort(key=lambda c: (bool(c.get("source_quant_type")), _level_order(c)))
         ref = next((c for c in cells if c["level"] == reference_level), cells[0])
         ref_rows = table.quality[(ref["run_id"], ref["cell_id"])].pair_rows
         for c in cells:

@@ -50,6 +50,7 @@ def test_configuration_joins_speed_and_quality_workloads(table):
     assert rows[("rpi5-8gb", "Q2_K")]["emulated"] is True
     assert rows[("jetson-orin-nano", "F16")]["throttled"] is True
     assert rows[("jetson-orin-nano", "F16")]["source_quant_type"] == "Q4_K_M"
+    assert rows[("jetson-orin-nano", "Q4_K_M")]["source_quant_type"] is None  # the source itself
     # highest precision first within a device
     assert [c["level"] for c in tables.configurations(table) if c["device"] == "jetson-orin-nano"] \
         == ["F16", "Q8_0", "Q4_K_M", "Q2_K"]
@@ -111,16 +112,18 @@ def test_trace_segments_carry_phases(table):
     assert tr.n_raw > tables.MAX_TRACE_POINTS
 
 
-def test_paired_tests_against_highest_precision_level(table):
+def test_paired_tests_against_the_source_level(table):
+    """Q8_0 and F16 were requantized from Q4_K_M: the source itself is the reference."""
     tests = {(t["device_key"].profile, t["level"]): t for t in tables.paired_tests(table)}
-    t = tests[("jetson-orin-nano", "Q2_K")]
-    assert t["reference"] == "F16"
-    r = t["result"]
-    assert (r.n_pairs, r.a_only, r.b_only) == (12, 5, 0)
-    assert r.mcnemar_p == pytest.approx(0.0625)
-    assert tests[("rpi5-8gb", "Q2_K")]["reference"] == "Q8_0"
-    chosen = tables.paired_tests(table, reference_level="Q4_K_M")
-    assert {t["reference"] for t in chosen} == {"Q4_K_M"}
+    assert {t["reference"] for t in tests.values()} == {"Q4_K_M"}
+    r = tests[("jetson-orin-nano", "Q2_K")]["result"]
+    # Q4_K_M is wrong on items 0-3, Q2_K on items 0-7: 4 discordant pairs, all one way
+    assert (r.n_pairs, r.a_only, r.b_only) == (12, 4, 0)
+    assert r.mcnemar_p == pytest.approx(0.125)
+    assert len(tests) == 5  # 3 other levels on the Jetson, 2 on the Pi
+    chosen = tables.paired_tests(table, reference_level="F16")
+    assert {(t["device_key"].profile, t["reference"]) for t in chosen} == \
+        {("jetson-orin-nano", "F16"), ("rpi5-8gb", "Q4_K_M")}  # no F16 on the Pi
 
 
 def test_quality_excerpt_holds_hallucinated_items(table):
@@ -183,3 +186,17 @@ def test_invalid_energy_is_not_shown(tmp_path):
 def test_no_run_directory_is_a_clear_error(tmp_path):
     with pytest.raises(HarnessError, match="no run directories"):
         tables.load_results([tmp_path])
+
+
+def test_repeated_quality_workload_pairs_one_answer_per_item():
+    rows = [{"id": "a", "label": "correct", "repetition": 0},
+            {"id": "b", "label": "hallucinated", "repetition": 0, "output": "x"},
+            {"id": "a", "label": "hallucinated", "repetition": 1},
+            {"id": "b", "label": "hallucinated", "repetition": 1, "output": "y"}]
+    detail = tables.quality_detail(None, rows)
+    assert detail.pair_rows == [{"id": "a", "label": "correct"}, {"id": "b", "label": "hallucinated"}]
+    assert detail.n_hallucinated == 1 and detail.excerpt[0]["output"] == "x"
+    assert detail.duplicates_dropped == 0
+    again = tables.quality_detail(None, rows[:2] + [{"id": "b", "label": "correct", "repetition": 0}])
+    assert again.duplicates_dropped == 1
+    assert again.pair_rows[-1] == {"id": "b", "label": "correct"}
