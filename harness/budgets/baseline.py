@@ -1,8 +1,8 @@
 """Regression checks against a baseline run, with statistical support so noise cannot fail CI.
 
 For each cell present in both runs and each metric, w is the worsening ratio (current/baseline for
-metrics where higher is worse, baseline/current otherwise) with a 95% interval from the delta
-method and Welch-Satterthwaite degrees of freedom (t quantiles from harness.stats):
+metrics where higher is worse, baseline/current otherwise) with a 95% interval on the log scale
+from the delta method and Welch-Satterthwaite degrees of freedom (t quantiles from harness.stats):
 - w <= 1 + tolerance -> pass (an improvement beyond the tolerance is noted);
 - w > 1 + tolerance and the interval's lower bound > 1 + tolerance -> fail;
 - w > 1 + tolerance but the interval reaches down to 1 + tolerance -> inconclusive (no failure):
@@ -84,8 +84,10 @@ def worsening_ratio(metric: Metric, base: MetricStats, cur: MetricStats
         return w, w, w
     denom = sum(a * a / d for a, d in ((a_num, num.df), (a_den, den.df)) if d and a)
     df = rel_var ** 2 / denom if denom else 1.0
-    half = t975(max(1, int(math.floor(df)))) * w * math.sqrt(rel_var)
-    return w, w - half, w + half
+    # On the log scale (log w = log num - log den) the interval stays positive and asymmetric,
+    # as a ratio's should; var(log w) ~ rel_var by the delta method.
+    half = t975(max(1, int(math.floor(df)))) * math.sqrt(rel_var)
+    return w, w * math.exp(-half), w * math.exp(half)
 
 
 def decide_regression(w: float, lo: float | None, tolerance: float) -> tuple[str, bool, str | None]:
