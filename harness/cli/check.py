@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..budgets import (METRICS, check_budgets, compare_runs, format_table, load_budgets,
                            parse_tolerance, summary_line, to_junit, to_markdown)
-    from ..store import load_run
+    from ..store import LOCK_FILE, load_run
 
     if not args.budgets and not args.baseline:
         raise HarnessError("check needs --budgets YAML, --baseline RUN_DIR, or both")
@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
                                  metrics, args.require_measured)
     for w in current.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if (current.path / LOCK_FILE).exists():
+        print(f"warning: {current.path} is locked: a run is still writing it (or was killed); "
+              "cells not finished yet are missing from this check", file=sys.stderr)
     title = f"edgebench check: {current.manifest.get('run_id') or Path(args.run_dir).name}"
     _write(args.junit, lambda: to_junit(verdicts, title))
     _write(args.markdown, lambda: to_markdown(verdicts, title))

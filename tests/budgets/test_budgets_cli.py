@@ -149,3 +149,9 @@ def test_a_folder_with_exactly_one_run_is_accepted(good_run, make_run, budgets_f
     make_run("second", [cell(key(), {"ttft_s": [1.0]})])
     assert main(["check", str(good_run.parent), "--budgets", f]) == 2
     assert "holds 2 runs (good, second); name the one to check" in capsys.readouterr().err
+
+
+def test_a_run_still_being_written_is_checked_with_a_warning(good_run, budgets_file, capsys):
+    (good_run / ".lock").write_text('{"pid": 1, "host": "elsewhere"}')
+    assert main(["check", str(good_run), "--budgets", str(budgets_file(BUDGETS))]) == 0
+    assert "is locked: a run is still writing it" in capsys.readouterr().err
