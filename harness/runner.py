@@ -37,9 +37,8 @@ class DeviceChoice:
 
 @dataclass
 class Artifact:
-    path: Path | None
+    path: Path
     fields: dict[str, Any]  # model record fields + compression
-    error: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -108,29 +107,29 @@ def resolve_source(model: Any) -> ModelFile:
     return resolve_path(model.name, model.path, model.sha256)
 
 
-def prepare_artifacts(matrix: Matrix, cells: list[Cell], say: Callable[[str], None]) -> dict[tuple[str, str], Artifact]:
-    """Resolve each (model, level) once: package assembly, quantization, pruning (cached)."""
+def prepare_artifacts(cells: list[Cell], say: Callable[[str], None]) -> dict[tuple[str, str], Artifact]:
+    """Resolve each (model, level) once: package assembly, verification, quantization, pruning.
+
+    Runs before the run directory exists: a missing, truncated or foreign model file, a level that
+    needs a requantization the matrix does not allow, or a failed build stops here with a clear
+    error and nothing written (built levels stay cached for the next attempt).
+    """
     out: dict[tuple[str, str], Artifact] = {}
-    sources: dict[str, ModelFile | str] = {}
+    sources: dict[str, ModelFile] = {}
     for cell in cells:
         k = (cell.model.name, cell.level.name)
         if k in out:
             continue
         if cell.model.name not in sources:
-            try:
-                sources[cell.model.name] = resolve_source(cell.model)
-            except HarnessError as e:
-                sources[cell.model.name] = str(e)
+            sources[cell.model.name] = resolve_source(cell.model)
+            gguf_info(sources[cell.model.name].path)  # parses fully: a truncated file fails here
         src = sources[cell.model.name]
-        if isinstance(src, str):
-            out[k] = Artifact(None, {}, src)
-            continue
+        say(f"preparing {cell.model.name} {cell.level.name} ...")
         try:
-            say(f"preparing {cell.model.name} {cell.level.name} ...")
             path, compression = build_level(src, cell.level, cell.model.allow_requantize, say)
-            out[k] = Artifact(path, _artifact_fields(path, src, compression))
         except HarnessError as e:
-            out[k] = Artifact(None, {}, str(e))
+            raise HarnessError(f"model '{cell.model.name}', level '{cell.level.name}': {e}") from None
+        out[k] = Artifact(path, _artifact_fields(path, src, compression))
     return out
 
 
@@ -312,10 +311,8 @@ def settings_for(cell: Cell, profile: Any) -> RuntimeSettings:
 
 
 def execute(matrix: Matrix, cells: list[Cell], device: DeviceChoice, writer: RunWriter, run_id: str,
-            carbon: tuple[float, str], finished: set[str], progress: Progress) -> RunResult:
-    from . import devices
-
-    artifacts = prepare_artifacts(matrix, [c for c in cells if c.key.cell_id not in finished], progress.say)
+            carbon: tuple[float, str], finished: set[str], progress: Progress,
+            artifacts: dict[tuple[str, str], Artifact]) -> RunResult:
     outcomes: list[tuple[Cell, CellOutcome | None]] = []
     interrupted = False
     with StopFlag(progress.say) as stop:
@@ -344,9 +341,7 @@ def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter
     attempt = secrets.token_hex(4)
     art = artifacts[(cell.model.name, cell.level.name)]
     reason, kind = None, "error"
-    if art.error:
-        reason = art.error
-    elif device.emulated and not art.path.is_dir():
+    if device.emulated and not art.path.is_dir():
         settings = settings_for(cell, device.profile)
         why = devices.check_fit(art.path.stat().st_size, settings.n_ctx, device.profile)
         if why:
@@ -355,8 +350,8 @@ def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter
     ref_level = getattr(cell.workload.config, "reference_level", None)
     if reason is None and ref_level:
         ref_art = artifacts.get((cell.model.name, ref_level))
-        if ref_art is None or ref_art.error:
-            reason = f"reference level {ref_level} is not available: {ref_art.error if ref_art else 'not prepared'}"
+        if ref_art is None:
+            reason = f"reference level {ref_level} was not prepared"
         else:
             ref = ref_art.path
     if reason is None and cell.key.power_mode:

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import HarnessError
 from ..matrix import AUTO_DEVICE, Cell, Matrix, load_matrix, parse_matrix
 from ..runner import (DeviceChoice, Progress, RunResult, build_manifest, cell_weight, execute,
-                      new_run_id, open_for_resume)
+                      new_run_id, open_for_resume, prepare_artifacts)
 from ..store import RunLock, RunWriter
 
 
@@ -47,8 +47,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..energy import carbon_intensity
 
+    check_named_sensor(matrix)
     carbon = carbon_intensity(matrix.energy)
     progress = Progress(cells, args.quiet)
+    todo = [c for c in cells if c.key.cell_id not in finished]
+    artifacts = prepare_artifacts(todo + _reference_cells(todo, cells, matrix), progress.say)
     if args.resume:
         writer = RunWriter(Path(args.resume))
         run_id = manifest["run_id"]
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         progress.say(f"run {run_id}: {len(cells)} cells on {device.profile.name}"
                      f"{' (emulated)' if device.emulated else ''} -> {writer.dir}"
                      + (f"; {len(finished)} already finished" if finished else ""))
-        result = execute(matrix, cells, device, writer, run_id, carbon, finished, progress)
+        result = execute(matrix, cells, device, writer, run_id, carbon, finished, progress, artifacts)
     print_table(result, finished, stream=sys.stdout)
     if result.interrupted:
         print(f"interrupted: finished cells are recorded; continue with\n"
@@ -77,6 +80,27 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def check_named_sensor(matrix: Matrix) -> None:
+    """A sensor named in the matrix must be readable now: say why not and how to fix it."""
+    from ..energy import probe_sensor
+
+    name = matrix.energy.sensor
+    if name in ("auto", "scripted", "estimate"):
+        return
+    probe = probe_sensor(name)
+    if not probe.ok:
+        fix = f" Fix: {probe.fix}" if probe.fix else ""
+        raise HarnessError(f"{matrix.file}: energy.sensor '{name}' cannot be read here: "
+                           f"{probe.detail}.{fix} (or use sensor: auto to fall back to a labelled "
+                           "estimate)")
+
+
+def _reference_cells(todo: list[Cell], cells: list[Cell], matrix: Matrix) -> list[Cell]:
+    """Cells whose level is a reference of a fidelity workload still to run (their artifact is needed)."""
+    refs = {(c.model.name, getattr(c.workload.config, "reference_level", None)) for c in todo}
+    return [c for c in cells if (c.model.name, c.level.name) in refs]
 
 
 def energy_manifest(matrix: Matrix, carbon: tuple[float, str]) -> dict[str, Any]:

@@ -187,3 +187,19 @@ def test_profile_that_does_not_match_this_machine_is_refused_without_emulate(tmp
     r = run_cli("run", str(matrix_factory()), "--device", "jetson-orin-nano", "--quiet")
     assert r.returncode == 2 and "--emulate jetson-orin-nano" in r.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_sensor_failing_mid_cell_marks_energy_invalid_never_an_estimate(tmp_path, matrix_factory):
+    m = matrix_factory(energy="{sensor: scripted, rate_hz: 20, baseline_s: 0, "
+                              "scripted: {base_w: 4, fail_after_s: 0.3}}", repetitions=2)
+    r = run_cli("run", str(m), "--quiet", "--no-report")
+    assert r.returncode == 0, r.stderr  # the latency and memory measurements are still good
+    run = load_run(only_run_dir(tmp_path / "results"))
+    for rec in run.repetitions:
+        assert rec["energy_valid"] is False and rec["energy_invalid_reason"]
+        assert rec["energy_gross_j"] is None and rec["energy_per_decode_token_j"] is None
+        assert rec["energy_method"] == "scripted" and rec["energy_sensor"] == "scripted"
+        assert rec["ttft_s"] > 0
+    assert any("energy invalid" in w for w in run.summaries[0]["warnings"])
+    assert "energy_gross_j" not in run.summaries[0]["metrics"] or \
+        run.summaries[0]["metrics"]["energy_gross_j"]["n"] == 0
