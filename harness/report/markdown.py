@@ -35,11 +35,15 @@ def render_markdown(table: ResultsTable, constraints: Constraints, html_name: st
            f"{len(table.cells)} finished cells, {len(table.failures)} failed. "
            f"Full report: `{md(html_name)}`.", "",
            f"**Best per device** ({md(constraints.describe())}):", ""]
-    for b in best_per_device(configs, constraints):
+    best_rows = best_per_device(configs, constraints)
+    if not best_rows:
+        out.append("- no finished cells")
+    for b in best_rows:
         best = b["best"]
         if best is None:
+            why = "; ".join(f"{config_label(c)}: {', '.join(w)}" for c, w in b["excluded"][:3])
             out.append(f"- {md(b['device_key'].label())}: none of {b['n_candidates']} "
-                       "configurations meets the constraints")
+                       f"configurations meets the constraints ({md(why)})")
             continue
         m = constraints.objective
         extra = "; ".join(flags_text(best))

@@ -59,3 +59,38 @@ def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(HarnessError, match=r"pip install edgebench\[report\]"):
         charts.pareto_svg([], "hallucination_rate", "energy_per_decode_token_j", True, True, "t")
+
+
+def test_a_run_whose_cells_all_failed_still_reports(tmp_path):
+    pytest.importorskip("matplotlib")
+    from harness.records import CELL_FAILED, CellKey, make_record
+    from harness.report import write_report
+    from harness.store import RunWriter
+
+    w = RunWriter.create(tmp_path / "res", "only-failed")
+    w.write_manifest({"schema_version": 1, "run_id": "only-failed", "created_utc": "2026-11-23T10:00:00Z",
+                      "host": HOST, "device": {"profile": "p"}, "energy": {}})
+    w.append(make_record(CELL_FAILED, "only-failed", CellKey("m", "Q4_K_M", "llama_cpp", "p", None, "gen"),
+                         attempt="a", status="failed", reason="model file truncated: re-download it",
+                         failure_kind="error", exit_code=1, stderr_tail="<tail>"))
+    html_path, md_path, csv_path = write_report([tmp_path / "res"], tmp_path / "r.html")
+    assert "model file truncated: re-download it" in html_path.read_text()
+    assert "&lt;tail&gt;" in html_path.read_text()
+    assert "- no finished cells" in md_path.read_text()
+    assert len(csv_path.read_text().splitlines()) == 1  # the header only
+
+
+def test_without_a_quality_workload_nothing_qualifies_for_a_quality_bound(tmp_path):
+    pytest.importorskip("matplotlib")
+    import json
+
+    from harness.report import write_report
+
+    run = write_run(tmp_path / "r", "gen-only")
+    recs = [json.loads(x) for x in (run / "records.jsonl").read_text().splitlines()]
+    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs if r["workload"] == "gen"))
+    html_path, md_path, _ = write_report([run], tmp_path / "r.html", {"max_hallucination_rate": 0.3})
+    assert "none of 1 configurations meets the constraints (tiny Q4\\_K\\_M: no hallucination rate)" \
+        in md_path.read_text()
+    assert "no configuration has both metrics on this device" in html_path.read_text()
+    assert "No quality workload in these runs." in html_path.read_text()
