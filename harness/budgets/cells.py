@@ -76,7 +76,9 @@ class Cell:
         values = [float(r[metric]) for r in reps if _is_number(r.get(metric))]
         if values:
             s = summarize(values)
-        else:
+        elif self.repetitions:  # recorded nowhere, or only in repetitions flagged invalid
+            return None
+        else:  # a run stored without repetition records: the summary is all there is
             s = (self.final.get("metrics") or {}).get(metric)
             if not s or s.get("mean") is None:
                 return None

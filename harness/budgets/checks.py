@@ -49,6 +49,9 @@ class LimitCheck:
         if cell.failed:
             return self._row(cell, "-", "-", FAIL, True, (cell.failure_reason(),))
         s = cell.stats(self.limit.metric.name)
+        if s is None and self.limit.metric.kind == "energy" and cell.invalid_energy_reasons():
+            why = "energy invalid in every repetition: " + "; ".join(cell.invalid_energy_reasons())
+            return self._row(cell, "-", "-", FAIL, True, (why,))
         if s is None:
             return None
         status, breaks, note = decide(self.limit, s)

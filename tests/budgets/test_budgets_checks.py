@@ -136,3 +136,25 @@ def test_emulated_and_throttled_cells_say_so(make_run, budgets_file):
     c = cell(key(), {"ttft_s": [0.1, 0.1]}, extra={"emulated": True, "throttled": True})
     (v,) = _check(make_run, budgets_file, [c], "budgets:\n  - {max: {ttft_s: 1}}\n")
     assert "emulated device profile" in v.notes and "device throttled during the cell" in v.notes
+
+
+def test_energy_invalid_in_every_repetition_fails_with_the_reason(make_run, budgets_file):
+    bad = {"energy_valid": False, "energy_invalid_reason": "sensor stopped updating"}
+    c = cell(key(), {"energy_per_decode_token_j": [0.01, 0.011]}, rep_extra=[bad, bad])
+    (v,) = _check(make_run, budgets_file, [c], ONE)
+    assert (v.status, v.breaks) == ("fail", True)
+    assert v.notes == ("energy invalid in every repetition: sensor stopped updating",)
+
+
+def test_summary_only_runs_are_checked_from_the_summary(tmp_path, budgets_file):
+    from harness.records import CELL_SUMMARY, make_record
+    from harness.stats import summarize
+    from harness.store import RunWriter
+
+    w = RunWriter.create(tmp_path, "summary-only")
+    w.write_manifest({"schema_version": 1, "run_id": "summary-only"})
+    w.append(make_record(CELL_SUMMARY, "summary-only", key(), status="ok", attempt="a",
+                         metrics={"ttft_s": summarize([0.9, 1.0, 1.1])}))
+    (v,) = check_budgets(load_run(w.dir), load_budgets(budgets_file(
+        "budgets:\n  - {max: {ttft_s: 0.5}}\n")))
+    assert (v.status, v.value) == ("fail", pytest.approx(1.0))
