@@ -22,7 +22,7 @@ DEVICE_COLUMNS = ("energy_per_decode_token_j", "tokens_per_j", "decode_tokens_pe
                   "peak_rss_bytes", "hallucination_rate", "accuracy")
 QUALITY_COLUMNS = ("hallucination_rate", "accuracy", "abstention_rate",
                    "hallucination_rate_attempted", "mc1", "mc2", "kl_divergence_mean",
-                   "top1_agreement", "perplexity_ratio")
+                   "top1_agreement", "perplexity_ratio", "token_agreement")
 PIVOT_METRICS = ("energy_per_decode_token_j", "decode_tokens_per_s")
 
 SORT_JS = """
@@ -239,11 +239,13 @@ def _what_ran(table: ResultsTable) -> str:
     dates = sorted(str(r["manifest"].get("created_utc") or "") for r in runs)
     models = sorted({str(c["model"]) for c in table.cells + table.failures})
     levels = sorted({str(c["level"]) for c in table.cells + table.failures})
+    workloads = sorted({str(c["workload"]) for c in table.cells + table.failures})
     devices = [d.label() for d in table.devices()]
     n_cells = len(table.cells) + len(table.failures)
     when = dates[0] if len(set(dates)) == 1 else f"{dates[0]} to {dates[-1]}"
     return (f'<p class="sub">{len(runs)} run(s), {n_cells} cells ({len(table.failures)} failed) · '
             f"models: {_e(', '.join(models))} · levels: {_e(', '.join(levels))} · "
+            f"workloads: {_e(', '.join(workloads))} · "
             f"devices: {_e(', '.join(devices))} · {_e(when)}</p>")
 
 
@@ -352,6 +354,9 @@ def _pareto_charts(configs: list[Row], dkey: DeviceKey, one_model: bool) -> str:
         if one_model:
             for p in pts:
                 p["label"] = p["label"].split(" ", 1)[1] if " " in p["label"] else p["label"]
+        if pts and all(p["emulated"] for p in pts):  # said once in the device line instead
+            for p in pts:
+                p["emulated"] = False
         title = f"{SPECS[y].label} vs {SPECS[x].label}"
         if not pts:
             figs.append(f'<figure><p class="muted">{_e(title)}: no configuration has both '
