@@ -15,6 +15,7 @@ mode is forced in the children and their caches point inside the build folder.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -173,6 +174,16 @@ def folder_size_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
+def folder_sha256(path: Path) -> str:
+    """One digest for a model folder: sha256 over `relative/path<NUL>file sha256` lines, sorted."""
+    from ..models import sha256_file
+
+    h = hashlib.sha256()
+    for p in sorted(q for q in Path(path).rglob("*") if q.is_file()):
+        h.update(f"{p.relative_to(path).as_posix()}\0{sha256_file(p)}\n".encode())
+    return h.hexdigest()
+
+
 def _dequantized(gguf_path: Path, sha256: str, cache_dir: Path,
                  progress: Progress | None) -> tuple[Path, dict[str, Any]]:
     """The float32 Hugging Face folder of the GGUF (a cache entry of its own)."""
@@ -207,6 +218,8 @@ def _record(gguf_path: Path, sha256: str, source: dict[str, Any], precision: str
         "quant_type": precision, "params": source.get("params"),
         "bits_per_weight": None,  # the ONNX folder adds an untied lm_head and RoPE caches
         "file_size_bytes": folder_size_bytes(model_dir),
+        "size_bytes": folder_size_bytes(model_dir),
+        "sha256": folder_sha256(model_dir),
         "build_time_s": round(total_s, 3),
         "build_peak_rss_bytes": max(peaks),
         "steps": {"dequantize": dequant, "build": build},
@@ -314,7 +327,9 @@ def _child_main() -> int:
     real_stdout = sys.stdout
     sys.stdout = sys.stderr  # library chatter goes to the log; stdout carries only the result
     result = {"dequantize": _child_dequantize, "build": _child_build}[job["step"]](job)
-    result.update(time_s=round(time.monotonic() - t0, 3), peak_rss_bytes=_peak_rss_bytes())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result.update(time_s=round(time.monotonic() - t0, 3), peak_rss_bytes=_peak_rss_bytes(),
+                  cpu_time_s=round(usage.ru_utime + usage.ru_stime, 3))  # less noisy than wall
     real_stdout.write(json.dumps(result) + "\n")
     real_stdout.flush()
     return 0

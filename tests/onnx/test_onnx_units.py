@@ -196,3 +196,21 @@ def test_cached_export_is_returned_without_building(tmp_path, monkeypatch):
     with pytest.raises(HarnessError, match="export extra"):  # same source, other recipe: a miss
         export_onnx(gguf, SHA, "int4", tmp_path / "cache")
     assert calls == [1]
+
+
+def test_folder_digest_covers_names_and_contents(tmp_path):
+    from harness.compress.onnx_export import folder_sha256
+
+    folder = _folder(tmp_path)
+    first = folder_sha256(folder)
+    assert first == folder_sha256(folder)
+    (folder / "model.onnx").write_bytes(b"\x08\x08")
+    second = folder_sha256(folder)
+    assert second != first
+    (folder / "model.onnx").rename(folder / "renamed.onnx")
+    assert folder_sha256(folder) not in (first, second)
+
+
+def test_logits_need_the_load_flag_like_every_runtime():
+    with pytest.raises(HarnessError, match="need_logits"):
+        OnnxGenaiBackend().logits([2, 3])
