@@ -24,6 +24,9 @@ from .levels import Level, gguf_quant_types
 
 Progress = Callable[[str], None]
 LOG_FILE = "build.log"
+# Bump when the harness's own part of a build (pruning, metadata rewriting) changes its output,
+# so that cached files built the old way are not reused.
+PIPELINE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ def llama_cpp_version() -> str:
         return version("llama_cpp_python")
     except PackageNotFoundError:
         raise HarnessError("GGUF levels need llama-cpp-python: pip install llama-cpp-python") from None
+
+
+def tool_version() -> str:
+    """What built the file, for the cache key: llama.cpp (via its binding) and this pipeline."""
+    return f"llama-cpp-python {llama_cpp_version()}; edgebench-compress {PIPELINE_VERSION}"
 
 
 def ensure_level(source_path: Path, source_sha256: str, level: Level, allow_requantize: bool,
@@ -66,7 +74,7 @@ def ensure_level(source_path: Path, source_sha256: str, level: Level, allow_requ
             f"{src['quant_type']}; set `allow_requantize: true` on the model in the matrix (or "
             f"pass --allow-requantize) to accept that its quality cannot exceed {src['quant_type']}")
     version = llama_cpp_version()
-    key = cache.cache_key(source_sha256, level.recipe, f"llama-cpp-python {version}")
+    key = cache.cache_key(source_sha256, level.recipe, tool_version())
     hit = cache.lookup(cache_dir, key)
     if hit is not None:
         _say(progress, f"{level.name}: cached {hit.path}")

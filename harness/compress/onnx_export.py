@@ -27,7 +27,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ..errors import HarnessError, ModelError
 from . import cache
@@ -147,6 +147,28 @@ def token_agreement(tokens_a: list[int] | tuple[int, ...],
             break
         same += 1
     return same / longest
+
+
+def agreement_with_source(record: dict[str, Any], records: Iterable[dict[str, Any]]) -> float | None:
+    """`token_agreement` of an onnx repetition record with the llama.cpp record of its GGUF source.
+
+    The partner has the same model, device, power mode, workload and repetition, runtime
+    `llama_cpp`, and the level the ONNX weights derive from (`compression.derived_from.quant_type`,
+    the source file run as is). Both need `output_tokens` (generated ids); None when anything is
+    missing, so the report shows no figure rather than a wrong one.
+    """
+    source_level = ((record.get("compression") or {}).get("derived_from") or {}).get("quant_type")
+    mine = record.get("output_tokens")
+    if record.get("runtime") != "onnx" or source_level is None or mine is None:
+        return None
+    same = ("model", "device", "power_mode", "workload", "repetition")
+    for other in records:
+        if (other.get("record_type") == "repetition" and other.get("runtime") == "llama_cpp"
+                and other.get("level") == source_level
+                and all(other.get(k) == record.get(k) for k in same)
+                and other.get("output_tokens") is not None):
+            return token_agreement(list(mine), list(other["output_tokens"]))
+    return None
 
 
 def flatten_gemma3_rope(config: Any) -> bool:

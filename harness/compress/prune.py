@@ -1,4 +1,4 @@
-"""Pruning a GGUF model into a new float GGUF, which llama.cpp's quantizer then takes to the level.
+"""Pruning a GGUF model into a new GGUF, which llama.cpp's quantizer then takes to the level.
 
 Two methods (see docs/compression.md for the exact rules):
 - magnitude: in every linear projection weight of every block (attention q/k/v/output, MLP
@@ -6,8 +6,11 @@ Two methods (see docs/compression.md for the exact rules):
 - drop_layers: the `n_layers` blocks just before the final block are removed, the rest are
   renumbered, and `<arch>.block_count` plus every per-layer metadata array are shortened to match.
 
-Source tensors are dequantized with gguf.quants.dequantize and written one at a time, so peak
-memory stays near the largest tensor (the token embedding) rather than the whole model.
+Only the tensors that pruning changes (magnitude: the linear weights) are dequantized with
+gguf.quants.dequantize and written as F16/F32; every other kept tensor (embedding, norms, all of
+a layer-dropped model's blocks) is copied byte for byte in its source encoding, and llama.cpp's
+quantizer then treats it exactly as in an unpruned build of the same level. Tensors are written
+one at a time, so peak memory stays near one linear weight rather than the whole model.
 """
 from __future__ import annotations
 
@@ -109,7 +112,8 @@ def swa_pattern(header: Header, arch: str, block_count: int) -> list[bool] | Non
 
 def write_pruned(source: Path, dest: Path, prune: Prune, float_type: str,
                  progress: Progress | None = None) -> PruneStats:
-    """Write `source` pruned by `prune` to `dest` as a float GGUF (F16 or F32 weights)."""
+    """Write `source` pruned by `prune` to `dest`: pruned tensors as `float_type` (F16/F32),
+    every other kept tensor byte for byte in its source encoding."""
     import gguf
 
     header = read_header(source)
@@ -125,33 +129,42 @@ def write_pruned(source: Path, dest: Path, prune: Prune, float_type: str,
         stats.dropped_blocks = dropped
         stats.block_count_after = block_count - len(dropped)
     renumber = _renumbering(block_count, dropped)
-    writer = gguf.GGUFWriter(str(dest), arch)
-    _copy_metadata(header, writer, arch, block_count, dropped, float_type)
     kept = [t for t in header.tensors if _keep(t.name, renumber)]
-    out_types = {t.name: _out_type(t, float_type) for t in kept}
+    float_dtype = np.dtype(np.float32 if float_type == "F32" else np.float16)
+    writer = gguf.GGUFWriter(str(dest), arch)
+    _copy_metadata(header, writer, arch, block_count, dropped, float_type,
+                   all_float=all(_pruned(prune, t) or t.type_name in ("F32", "F16") for t in kept))
     for t in kept:
-        np_dtype = np.float32 if out_types[t.name] == "F32" else np.float16
-        shape = tuple(reversed(t.shape))
-        writer.add_tensor_info(_new_name(t.name, renumber), shape, np.dtype(np_dtype),
-                               int(t.n_elements) * np.dtype(np_dtype).itemsize)
+        name = _new_name(t.name, renumber)
+        if _pruned(prune, t):
+            writer.add_tensor_info(name, tuple(reversed(t.shape)), float_dtype,
+                                   t.n_elements * float_dtype.itemsize)
+        else:
+            raw = header.tensor_data(t)
+            writer.add_tensor_info(name, raw.shape, raw.dtype, t.n_bytes,
+                                   raw_dtype=gguf.GGMLQuantizationType(t.ggml_type))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     stats.params_before = sum(t.n_elements for t in header.tensors)
     for i, t in enumerate(kept):
-        data = _float_tensor(header, t)
-        if prune.method == "magnitude" and LINEAR_RE.match(t.name):
-            data = magnitude_prune(data, prune.sparsity or 0.0)
+        if _pruned(prune, t):
+            data = magnitude_prune(_float_tensor(header, t), prune.sparsity or 0.0)
             stats.pruned_tensors += 1
             stats.pruned_params += data.size
             stats.pruned_zeros += int(np.count_nonzero(data == 0))
-        np_dtype = np.float32 if out_types[t.name] == "F32" else np.float16
-        writer.write_tensor_data(np.ascontiguousarray(data, dtype=np_dtype))
-        stats.params_after += int(t.n_elements)
+            writer.write_tensor_data(np.ascontiguousarray(data, dtype=float_dtype))
+        else:
+            writer.write_tensor_data(header.tensor_data(t))
+        stats.params_after += t.n_elements
         if progress and (i % 50 == 0 or i == len(kept) - 1):
             progress(f"pruning: wrote tensor {i + 1}/{len(kept)}")
     writer.close()
     return stats
+
+
+def _pruned(prune: Prune, t: TensorInfo) -> bool:
+    return prune.method == "magnitude" and bool(LINEAR_RE.match(t.name))
 
 
 def _float_tensor(header: Header, t: TensorInfo) -> np.ndarray:
@@ -164,14 +177,6 @@ def _float_tensor(header: Header, t: TensorInfo) -> np.ndarray:
         return np.asarray(raw, dtype=np.float32).reshape(shape)
     qtype = gguf.GGMLQuantizationType(t.ggml_type)
     return gguf.quants.dequantize(raw, qtype).astype(np.float32).reshape(shape)
-
-
-def _out_type(t: TensorInfo, float_type: str) -> str:
-    """Vectors (norms, biases) and F32 tensors stay F32, as llama.cpp keeps them; matrices go to
-    `float_type`, the quantizer's input."""
-    if len(t.shape) < 2 or t.type_name == "F32":
-        return "F32"
-    return float_type
 
 
 def _renumbering(block_count: int, dropped: list[int]) -> dict[int, int]:
@@ -192,8 +197,9 @@ def _new_name(name: str, renumber: dict[int, int]) -> str:
 
 
 def _copy_metadata(header: Header, writer: Any, arch: str, block_count: int,
-                   dropped: list[int], float_type: str) -> None:
-    """Copy every key; shorten per-layer arrays and block_count; mark the file as float."""
+                   dropped: list[int], float_type: str, all_float: bool) -> None:
+    """Copy every key; shorten per-layer arrays and block_count; a file whose tensors are now
+    all float says so in general.file_type."""
     import gguf
 
     pattern = swa_pattern(header, arch, block_count) if dropped else None
@@ -206,7 +212,7 @@ def _copy_metadata(header: Header, writer: Any, arch: str, block_count: int,
         value = kv.value
         if key == f"{arch}.block_count":
             value = block_count - len(dropped)
-        elif key == gguf.Keys.General.FILE_TYPE:
+        elif key == gguf.Keys.General.FILE_TYPE and all_float:
             value = int(gguf.LlamaFileType.ALL_F32 if float_type == "F32"
                         else gguf.LlamaFileType.MOSTLY_F16)
         elif (dropped and kv.sub_type is not None and key.startswith(f"{arch}.")

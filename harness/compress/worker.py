@@ -75,7 +75,6 @@ def build(job: dict[str, Any], progress: Callable[[str], None]) -> dict[str, Any
         progress(f"pruning ({prune.method}) into a {job['float_type']} GGUF")
         stats = write_pruned(source, quant_input, prune, job["float_type"], progress)
         prune_record = stats.as_record(prune)
-        allow = False  # the pruned file is float: no requantization happens below
     progress(f"quantizing to {job['quant']} with llama.cpp")
     quantize(quant_input, out, int(job["ftype"]), allow, int(job.get("nthread", 0)))
     if quant_input != source:

@@ -12,7 +12,7 @@ import pytest
 
 from harness.compress import cache
 from harness.compress.gguf_header import read_header
-from harness.compress.gguf_quant import ensure_level, llama_cpp_version
+from harness.compress.gguf_quant import ensure_level, tool_version
 from harness.compress.levels import parse_level
 from harness.errors import HarnessError, ModelError
 from harness.schema import Node
@@ -172,7 +172,7 @@ def test_killed_build_leaves_no_usable_file_and_next_run_rebuilds(tiny_model, ca
     with pytest.raises(ModelError, match="killed by signal 9"):
         ensure_level(path, sha, level, False, cache_dir, progress=kill_mid_write)
     assert seen_partial and seen_partial[0] > 0  # a half-written file existed at the kill
-    key = cache.cache_key(sha, level.recipe, f"llama-cpp-python {llama_cpp_version()}")
+    key = cache.cache_key(sha, level.recipe, tool_version())
     assert cache.lookup(cache_dir, key) is None
     assert list((cache_dir / "levels").iterdir()) == []  # the build folder was removed
     rebuilt = ensure_level(path, sha, level, False, cache_dir)
