@@ -51,7 +51,7 @@ def compare_labels(samples_a: Sequence[Mapping[str, Any]], samples_b: Sequence[M
                    outcome: str = "correct", field: str = "label", key: str = "id",
                    seed: int = 0) -> PairedLabels:
     """Pair rows by `key` and compare how often row[field] == outcome in A versus B."""
-    pairs, unpaired = _pair(samples_a, samples_b, key)
+    pairs, unpaired = _pair(samples_a, samples_b, key, field)
     a = np.array([ra.get(field) == outcome for ra, _ in pairs], dtype=bool)
     b = np.array([rb.get(field) == outcome for _, rb in pairs], dtype=bool)
     n = len(pairs)
@@ -69,7 +69,7 @@ def compare_labels(samples_a: Sequence[Mapping[str, Any]], samples_b: Sequence[M
 def compare_values(samples_a: Sequence[Mapping[str, Any]], samples_b: Sequence[Mapping[str, Any]],
                    field: str, key: str = "id", seed: int = 0) -> PairedValues:
     """Pair rows by `key` and compare the mean of a numeric field (rows missing it are skipped)."""
-    pairs, unpaired = _pair(samples_a, samples_b, key)
+    pairs, unpaired = _pair(samples_a, samples_b, key, field)
     pairs = [(ra, rb) for ra, rb in pairs if _num(ra.get(field)) and _num(rb.get(field))]
     a = np.array([float(ra[field]) for ra, _ in pairs])
     b = np.array([float(rb[field]) for _, rb in pairs])
@@ -82,23 +82,28 @@ def compare_values(samples_a: Sequence[Mapping[str, Any]], samples_b: Sequence[M
 
 
 def _pair(samples_a: Sequence[Mapping[str, Any]], samples_b: Sequence[Mapping[str, Any]],
-          key: str) -> tuple[list[tuple[Mapping[str, Any], Mapping[str, Any]]], int]:
-    by_a = _index(samples_a, key, "A")
-    by_b = _index(samples_b, key, "B")
+          key: str, field: str) -> tuple[list[tuple[Mapping[str, Any], Mapping[str, Any]]], int]:
+    by_a = _index(samples_a, key, field, "A")
+    by_b = _index(samples_b, key, field, "B")
     common = [k for k in by_a if k in by_b]
     unpaired = len(by_a) + len(by_b) - 2 * len(common)
     return [(by_a[k], by_b[k]) for k in common], unpaired
 
 
-def _index(rows: Sequence[Mapping[str, Any]], key: str, side: str) -> dict[Any, Mapping[str, Any]]:
+def _index(rows: Sequence[Mapping[str, Any]], key: str, field: str,
+           side: str) -> dict[Any, Mapping[str, Any]]:
+    """One row per item id. Repetitions of a greedy workload repeat each id with the same
+    outcome and collapse to one row; the same id with different outcomes is an error."""
     out: dict[Any, Mapping[str, Any]] = {}
     for i, row in enumerate(rows):
         if key not in row:
             raise HarnessError(f"sample row {i} of level {side} has no '{key}' field to pair on")
-        if row[key] in out:
-            raise HarnessError(f"sample id {row[key]!r} appears twice in level {side}; "
-                               "paired tests need one row per item")
-        out[row[key]] = row
+        seen = out.get(row[key])
+        if seen is not None and seen.get(field) != row.get(field):
+            raise HarnessError(f"sample id {row[key]!r} appears twice in level {side} with different "
+                               f"'{field}' ({seen.get(field)!r}, {row.get(field)!r}); "
+                               "paired tests need one outcome per item")
+        out.setdefault(row[key], row)
     return out
 
 

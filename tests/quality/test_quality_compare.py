@@ -43,9 +43,16 @@ def test_other_outcomes_can_be_compared():
     assert (r.a_only, r.b_only, r.both) == (1, 0, 1)
 
 
-def test_duplicate_ids_are_refused():
+def test_conflicting_duplicate_ids_are_refused():
+    twice = [{"id": "q0", "label": "correct"}, {"id": "q0", "label": "wrong"}]
     with pytest.raises(HarnessError, match="appears twice"):
-        compare_labels(rows(["correct"]) * 2, rows(["correct"]))
+        compare_labels(twice, rows(["correct"]))
+
+
+def test_repetitions_with_the_same_outcome_collapse():
+    reps = [{"id": "q0", "label": "correct", "repetition": r} for r in range(3)]
+    r = compare_labels(reps, rows(["wrong"]))
+    assert (r.n_pairs, r.a_only) == (1, 1)
 
 
 def test_compare_values_paired_difference():
