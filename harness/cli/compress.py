@@ -81,7 +81,8 @@ def _number(text: str, kind: type, whole: str) -> Any:
     try:
         return kind(text)
     except ValueError:
-        raise HarnessError(f"--prune {whole!r}: {text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        what = "an integer" if kind is int else "a number"
+        raise HarnessError(f"--prune {whole!r}: {text!r} is not {what}") from None
 
 
 def _resolve_model(spec: str) -> Any:

@@ -2,7 +2,6 @@
 interruption and the requantization rule."""
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -29,7 +28,8 @@ def matrix_types(path: Path) -> set[str]:
 
 def test_quantize_to_several_levels_gives_the_right_tensor_types(tiny_model, cache_dir):
     path, sha = tiny_model
-    built = {q: ensure_level(path, sha, lv(q), False, cache_dir) for q in ("F16", "Q8_0", "Q4_K_M", "Q2_K")}
+    built = {q: ensure_level(path, sha, lv(q), False, cache_dir)
+             for q in ("F16", "Q8_0", "Q4_K_M", "Q2_K")}
     assert matrix_types(built["F16"].path) == {"F16"}
     assert matrix_types(built["Q8_0"].path) == {"Q8_0"}
     # K-quant mixes: mostly the named type, a few sensitive tensors one step up (llama.cpp's rule)
@@ -58,8 +58,8 @@ def test_cache_hit_and_miss(tiny_model, cache_dir):
     assert again.path.stat().st_mtime_ns == mtime  # reused, not rebuilt
     assert again.compression["build_time_s"] == first.compression["build_time_s"]
     # a different recipe (pruned) is a miss; a different source hash is a miss too
-    pruned = ensure_level(path, sha, lv({"name": "p", "quant": "Q8_0",
-                                         "prune": {"method": "magnitude", "sparsity": 0.3}}), False, cache_dir)
+    pruned_level = lv({"name": "p", "quant": "Q8_0", "prune": {"method": "magnitude", "sparsity": 0.3}})
+    pruned = ensure_level(path, sha, pruned_level, False, cache_dir)
     assert pruned.compression["cache_hit"] is False and pruned.path != first.path
     other_source = ensure_level(path, "0" * 64, lv("Q8_0"), False, cache_dir)
     assert other_source.compression["cache_hit"] is False and other_source.path != first.path
