@@ -38,7 +38,8 @@ class CellPayload:
     artifact: Path
     reference_artifact: Path | None  # fidelity: the reference level's artifact
     model_fields: dict[str, Any]  # sha256, size, params, quant type ... of the artifact
-    profile: Any  # harness.devices.Profile
+    profile: Any  # harness.devices.Profile the cell runs as (limits, threads)
+    host_profile: Any  # the profile of the machine itself: its sensors and state readers
     emulated: bool
     settings: RuntimeSettings
     carbon_g_per_kwh: float
@@ -130,8 +131,9 @@ def run_cell(p: CellPayload, emit: Emit) -> None:
 
     cell = p.cell
     applied = devices.apply_emulation(p.profile) if p.emulated else None
-    state_before = devices.read_state(p.profile)
-    sensor = energy.open_sensor(cell.energy, list(p.profile.sensors), _as_dict(p.profile.estimate))
+    # Emulation limits cores and memory only: power and state are this host's, read with its profile.
+    state_before = devices.read_state(p.host_profile)
+    sensor = energy.open_sensor(cell.energy, list(p.host_profile.sensors), _as_dict(p.host_profile.estimate))
     try:
         _measure(p, emit, sensor, state_before, applied)
     finally:
@@ -204,10 +206,11 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
         maybe_inject("after_repetition", cell.key, rep)
     backend.unload()
     mem.stop()
-    state_after = devices.read_state(p.profile)
-    throttled, why = _throttled(devices, state_before, state_after)
-    emit("state", {"state_before": state_before, "state_after": state_after, "throttled": throttled,
-                   "throttled_reason": why, "power_mode_actual": devices.read_power_mode(p.profile)})
+    state_after = devices.read_state(p.host_profile)
+    reasons = devices.throttle_reasons(state_before, state_after)
+    emit("state", {"state_before": state_before, "state_after": state_after, "throttled": bool(reasons),
+                   "throttled_reason": "; ".join(reasons) or None,
+                   "power_mode_actual": devices.read_power_mode(p.host_profile, cell.key.power_mode)})
 
 
 def _as_dict(obj: Any) -> dict[str, Any] | None:
@@ -228,10 +231,3 @@ def _phases(result: Any, t0: float, t1: float) -> dict[str, tuple[float, float]]
     if gen is None:
         return {"run": (t0, t1)}
     return {"prefill": (gen.t_start_s, gen.t_first_token_s), "decode": (gen.t_first_token_s, gen.t_end_s)}
-
-
-def _throttled(devices: Any, before: dict[str, Any], after: dict[str, Any]) -> tuple[bool, str | None]:
-    out = devices.was_throttled(before, after)
-    if isinstance(out, tuple):
-        return bool(out[0]), out[1]
-    return bool(out), None

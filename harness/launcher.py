@@ -24,7 +24,7 @@ _CARRIED = ("workload_kind", "emulated", "energy_method", "energy_sensor", "ener
             "energy_coverage", "model_sha256", "model_size_bytes", "model_params", "quant_type",
             "bits_per_weight", "model_architecture", "model_source", "source_quant_type",
             "compression", "samples_file", "carbon_source", "carbon_intensity_g_per_kwh",
-            "runtime_info", "energy_notes", "energy_fallback_reason", "emulation")
+            "runtime_info", "energy_notes", "energy_fallback_reason", "emulation", "cooldown_warning")
 
 
 @dataclass

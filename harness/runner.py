@@ -29,7 +29,8 @@ from .store import MANIFEST_FILE, RunLock, RunWriter, load_run
 
 @dataclass(frozen=True)
 class DeviceChoice:
-    profile: Any  # harness.devices.Profile
+    profile: Any  # harness.devices.Profile the cells run as
+    host_profile: Any  # the profile this machine matches (sensors, state), = profile unless emulated
     emulated: bool
     detected: str | None
     detection: dict[str, Any]
@@ -343,7 +344,8 @@ def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter
     reason, kind = None, "error"
     if device.emulated and not art.path.is_dir():
         settings = settings_for(cell, device.profile)
-        why = devices.check_fit(art.path.stat().st_size, settings.n_ctx, device.profile)
+        why = devices.check_fit(art.path.stat().st_size, settings.n_ctx, device.profile,
+                                kv_bytes_per_token=_kv_bytes_per_token(art.path))
         if why:
             reason, kind = f"does not fit on {device.profile.name}: {why}", "does_not_fit"
     ref = None
@@ -359,10 +361,15 @@ def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter
             devices.set_power_mode(device.profile, cell.key.power_mode)
         except HarnessError as e:
             reason = f"cannot set power mode {cell.key.power_mode}: {e}"
+    cool_warning = None
     if reason is None and cell.cooldown:
-        waited = devices.wait_cool(device.profile, cell.cooldown["max_temp_c"], cell.cooldown["timeout_s"])
-        if waited:
-            progress.say(f"    waited {waited:.0f} s to cool below {cell.cooldown['max_temp_c']} C")
+        limit_c, limit_s = cell.cooldown["max_temp_c"], cell.cooldown["timeout_s"]
+        waited = devices.wait_cool(device.host_profile, limit_c, limit_s)
+        if waited >= limit_s:
+            cool_warning = f"still above {limit_c} C after waiting {waited:.0f} s for cool-down"
+            progress.say("    " + cool_warning)
+        elif waited:
+            progress.say(f"    waited {waited:.0f} s to cool below {limit_c} C")
     if reason is not None:
         rec = make_record(CELL_FAILED, run_id, cell.key, attempt=attempt, status="failed",
                           reason=reason, failure_kind=kind, exit_code=None, stderr_tail="",
@@ -370,9 +377,10 @@ def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter
                           workload_kind=cell.workload.kind, elapsed_s=0.0)
         writer.append(rec)
         return CellOutcome(False, None, rec)
+    fields = dict(art.fields, cooldown_warning=cool_warning) if cool_warning else art.fields
     payload = CellPayload(cell=cell, run_id=run_id, attempt=attempt, artifact=art.path,
-                          reference_artifact=ref, model_fields=art.fields, profile=device.profile,
-                          emulated=device.emulated, settings=settings_for(cell, device.profile),
+                          reference_artifact=ref, model_fields=fields, profile=device.profile,
+                          host_profile=device.host_profile, emulated=device.emulated, settings=settings_for(cell, device.profile),
                           carbon_g_per_kwh=carbon[0], carbon_source=carbon[1])
     limit = devices.memory_limit_bytes(device.profile) if device.emulated else None
     try:
@@ -380,6 +388,17 @@ def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter
                                 should_stop=lambda: stop.requested, log=progress.say)
     except StopRequested:
         return None
+
+
+def _kv_bytes_per_token(path: Path) -> int | None:
+    """KV-cache bytes per context token from the GGUF metadata (llama.cpp's default f16 cache)."""
+    from . import devices
+
+    info = gguf_info(path)
+    parts = [info.get(k) for k in ("block_count", "head_count_kv", "key_length", "value_length")]
+    if not all(isinstance(x, int) and x > 0 for x in parts):
+        return None
+    return devices.kv_bytes_per_token(*parts)
 
 
 def open_for_resume(run_dir: Path) -> tuple[dict[str, Any], set[str]]:

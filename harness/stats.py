@@ -76,7 +76,10 @@ def bootstrap_ci(values: Sequence[float], stat: Callable[[np.ndarray], float] = 
         return None, None
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, a.size, size=(n_boot, a.size))
-    stats = np.array([stat(a[row]) for row in idx])
+    if stat is np.mean:
+        stats = a[idx].mean(axis=1)  # vectorised: the common case, 100x faster than the loop
+    else:
+        stats = np.array([stat(a[row]) for row in idx])
     lo, hi = np.percentile(stats, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
 

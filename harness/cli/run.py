@@ -143,7 +143,9 @@ def choose_device(args: argparse.Namespace, matrix: Matrix, manifest: dict[str, 
         why = "; ".join(devices.mismatch_reasons(profile)) if hasattr(devices, "mismatch_reasons") else ""
         raise HarnessError(f"this machine does not match profile '{name}' ({why or 'detection rules fail'}); "
                            f"use --emulate {name} to run with its limits here, clearly labelled")
-    return DeviceChoice(profile=profile, emulated=emulated, detected=detected, detection=det)
+    host = devices.get_profile(detected) if emulated and detected else profile
+    return DeviceChoice(profile=profile, host_profile=host, emulated=emulated, detected=detected,
+                        detection=det)
 
 
 def select_cells(matrix: Matrix, device: DeviceChoice) -> list[Cell]:
