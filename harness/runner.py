@@ -156,7 +156,8 @@ def _artifact_fields(path: Path, source: ModelFile, compression: dict[str, Any])
         digest, size = compression.get("sha256"), compression.get("size_bytes")
     else:
         info = gguf_info(path)
-        digest = source.sha256 if path == source.path else sha256_file(path)
+        digest = (source.sha256 if path == source.path
+                  else compression.get("sha256") or sha256_file(path))
         size = path.stat().st_size
     mf = ModelFile(source.name, path, digest or "", int(size or 0), source.source)
     fields = model_record_fields(mf, info) if info else {"model_sha256": digest, "model_size_bytes": size}
