@@ -589,6 +589,9 @@ def config_label(c: Row, with_runtime: bool | None = None) -> str:
 # Paired quality comparisons
 
 
+LABELLED_KINDS = ("closed_book", "halueval")
+
+
 def paired_tests(table: ResultsTable, reference_level: str | None = None) -> list[Row]:
     """Each level against the reference level on the same items (same device, model, workload).
 
@@ -604,6 +607,11 @@ def paired_tests(table: ResultsTable, reference_level: str | None = None) -> lis
         return []
     groups: dict[tuple, list[Row]] = {}
     for c in table.cells:
+        # McNemar needs per-item labels: closed_book and halueval have them. Fidelity is itself a
+        # paired comparison with its reference level (KL with a bootstrap interval), so it is not
+        # tested again here; its unlabelled rows would otherwise read as "no difference".
+        if c.get("workload_kind") not in LABELLED_KINDS:
+            continue
         if (c["run_id"], c["cell_id"]) in table.quality:
             k = (c["device_key"], c["model"], c["runtime"], c["power_mode"], c["workload"])
             groups.setdefault(k, []).append(c)
