@@ -308,6 +308,20 @@ class OnnxGenaiBackend(Backend):
         return self._tokenizer
 
 
+def runtime_info() -> dict[str, Any]:
+    """For the manifest's runtime_info['onnx'] (no model needed): versions and usable providers."""
+    og = _import_og()
+    info: dict[str, Any] = {"runtime": "onnx", "version": og.__version__}
+    try:
+        import onnxruntime
+
+        info["onnxruntime_version"] = onnxruntime.__version__
+        info["onnxruntime_providers"] = list(onnxruntime.get_available_providers())
+    except ImportError:
+        info["onnxruntime_version"] = None
+    return info
+
+
 def _append_provider(config: Any, provider: Provider) -> None:
     og_name = PROVIDERS[provider.name]
     if og_name is None:
