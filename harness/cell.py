@@ -197,6 +197,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
     emit("trace", base_trace.to_rows("baseline"))
 
     mod = workload_module(cell.workload.kind)
+    backend.reuse_prompt_prefix = cell.workload.kind != "generation"
     ctx = QualityCtx(p)
     ctx.preload_reference()
     for _ in range(cell.workload.warmup):
@@ -204,6 +205,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
 
     common = {"attempt": p.attempt, "workload_kind": cell.workload.kind, "emulated": p.emulated,
               "emulation": emulation, "energy_notes": info.get("notes") or [],
+              "prompt_prefix_reuse": backend.reuse_prompt_prefix,
               "energy_fallback_reason": info.get("fallback_reason"),
               "load_time_s": load_time_s, "energy_load_j": energy_load_j,
               "rss_after_load_bytes": rss_after_load, "runtime_info": backend.info(),

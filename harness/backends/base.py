@@ -63,6 +63,10 @@ class Backend(ABC):
     """load -> generate/logits (any number of times) -> unload."""
 
     name: str = "base"
+    # Quality workloads send many prompts that share a long few-shot prefix and are not timed per
+    # token: they may reuse the KV cache of the common prefix (same greedy answers, many times
+    # faster). Generation workloads never do: every repetition pays its full prefill.
+    reuse_prompt_prefix: bool = False
 
     @abstractmethod
     def load(self, model: Path, settings: RuntimeSettings) -> None: ...

