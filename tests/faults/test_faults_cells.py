@@ -90,18 +90,23 @@ def _first_done(rows):
     return any(r["record_type"] == "cell_summary" and r["workload"] == "first" for r in rows)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_after_writing_what_is_finished_and_resume_continues(tmp_path, matrix_factory, sig):
+def _run_until_second_cell_hangs(matrix_factory, tmp_path):
+    """Start a two-cell run whose second cell hangs; return once the first cell is on disk."""
     m = matrix_factory(workloads=TWO)
     proc = _start_run(m, {"HARNESS_FAULT": json.dumps(_fault_for("second", "after_load", "hang"))})
     results = tmp_path / "results"
-    _wait_for(results, lambda rows: True, 120) if False else None
     t0 = time.monotonic()
     while not results.exists() or not any(results.iterdir()):
-        assert time.monotonic() - t0 < 120
+        assert time.monotonic() - t0 < 120, "the run did not create its directory"
         time.sleep(0.2)
     run_dir = only_run_dir(results)
     _wait_for(run_dir / "records.jsonl", _first_done)
+    return proc, run_dir
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_after_writing_what_is_finished_and_resume_continues(tmp_path, matrix_factory, sig):
+    proc, run_dir = _run_until_second_cell_hangs(matrix_factory, tmp_path)
     time.sleep(1.0)  # the second cell is now hanging in its child
     os.kill(proc.pid, sig)
     out, err = proc.communicate(timeout=60)
@@ -117,15 +122,7 @@ def test_signal_stops_after_writing_what_is_finished_and_resume_continues(tmp_pa
 
 
 def test_second_interrupt_stops_at_once_without_corrupting_files(tmp_path, matrix_factory):
-    m = matrix_factory(workloads=TWO)
-    proc = _start_run(m, {"HARNESS_FAULT": json.dumps(_fault_for("second", "after_load", "hang"))})
-    results = tmp_path / "results"
-    t0 = time.monotonic()
-    while not results.exists() or not any(results.iterdir()):
-        assert time.monotonic() - t0 < 120
-        time.sleep(0.2)
-    run_dir = only_run_dir(results)
-    _wait_for(run_dir / "records.jsonl", _first_done)
+    proc, run_dir = _run_until_second_cell_hangs(matrix_factory, tmp_path)
     os.kill(proc.pid, signal.SIGINT)
     os.kill(proc.pid, signal.SIGINT)
     proc.communicate(timeout=60)
@@ -135,15 +132,7 @@ def test_second_interrupt_stops_at_once_without_corrupting_files(tmp_path, matri
 
 
 def test_power_loss_loses_at_most_the_cell_in_progress(tmp_path, matrix_factory):
-    m = matrix_factory(workloads=TWO)
-    proc = _start_run(m, {"HARNESS_FAULT": json.dumps(_fault_for("second", "after_load", "hang"))})
-    results = tmp_path / "results"
-    t0 = time.monotonic()
-    while not results.exists() or not any(results.iterdir()):
-        assert time.monotonic() - t0 < 120
-        time.sleep(0.2)
-    run_dir = only_run_dir(results)
-    _wait_for(run_dir / "records.jsonl", _first_done)
+    proc, run_dir = _run_until_second_cell_hangs(matrix_factory, tmp_path)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, as a power cut would
     proc.communicate(timeout=30)
     with open(run_dir / "records.jsonl", "a") as f:
