@@ -118,8 +118,12 @@ def test_fp32_onnx_and_llama_cpp_source_agree_on_greedy_tokens(onnx, source):
         for _ in range(N_TOKENS):  # greedy via logits: the llama.cpp Generation carries no ids
             llama_tokens.append(int(llama.logits(prompt_ids + llama_tokens)[-1].argmax()))
         llama_text = llama.generate(PROMPT, N_TOKENS, ignore_eos=True).text
+        llama_tokens_text = llama.detokenize(llama_tokens)
     finally:
         llama.unload()
     onnx_text = onnx.generate(PROMPT, N_TOKENS, ignore_eos=True).text
-    assert token_agreement(list(onnx.last_tokens), llama_tokens) == 1.0
-    assert onnx_text == llama_text
+    onnx_tokens = list(onnx.last_tokens)
+    detail = (f"onnx {onnx_tokens} {onnx_text!r}; llama.cpp {llama_tokens} "
+              f"{llama_tokens_text!r}, generate() {llama_text!r}")
+    assert token_agreement(onnx_tokens, llama_tokens) == 1.0, detail
+    assert onnx_text == llama_text, detail
