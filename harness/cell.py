@@ -120,7 +120,8 @@ class QualityCtx:
         ref = self._payload.reference_artifact
         if ref is None or self._reference is not None:
             return
-        backend = get_backend(self._payload.cell.runtime)
+        # the reference may run in another runtime (an ONNX level against its GGUF source)
+        backend = get_backend("onnx" if ref.is_dir() else "llama_cpp")
         backend.load(ref, replace(self._payload.settings, need_logits=True))
         self._reference = backend
 
@@ -231,6 +232,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
         if gen is not None:
             rec["output_text"] = gen.text
             rec["stop_reason"] = gen.stop_reason
+            rec["output_tokens"] = list(gen.tokens or getattr(backend, "last_tokens", ()))
         if result.samples:
             emit("samples", [{"repetition": rep, **s} for s in result.samples])
             rec["samples_file"] = f"samples/{cell.key.cell_id}.jsonl"

