@@ -85,7 +85,11 @@ class MemoryWatch:
 
 
 def hwm_bytes() -> int:
-    """The OS high-water mark of resident memory for this process (since it started)."""
+    """The OS high-water mark of resident memory for this process (since it started).
+
+    Linux updates it lazily (hiwater_rss is synced at page-table events), so it can sit slightly
+    below a peak sampled from /proc a moment earlier; it is recorded as the OS reports it.
+    """
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(ru if sys.platform == "darwin" else ru * 1024)
 

@@ -28,7 +28,8 @@ def test_tiny_matrix_produces_real_records(tmp_path, matrix_factory):
         assert 0 < rec["ttft_s"] < rec["e2e_latency_s"]
         assert rec["decode_tokens_per_s"] > 0 and rec["prefill_tokens_per_s"] > 0
         assert rec["peak_rss_bytes"] >= rec["rss_after_load_bytes"] > 50 * 2**20
-        assert rec["peak_rss_hwm_bytes"] >= rec["peak_rss_bytes"]
+        # the kernel updates its high-water mark lazily: close to the sampled peak, not always above
+        assert rec["peak_rss_hwm_bytes"] >= 0.95 * rec["peak_rss_bytes"]
         # this machine has no power sensor: the figure must say it is an estimate
         assert rec["energy_method"] == "estimated" and rec["energy_sensor"] == "estimate"
         assert rec["energy_gross_j"] > 0 and rec["energy_valid"] is True
