@@ -41,7 +41,8 @@ def test_tiny_matrix_produces_real_records(tmp_path, matrix_factory):
 
 def test_scripted_sensor_energy_matches_the_analytic_integral(tmp_path, matrix_factory):
     base_w, amp_w, period_s = 5.0, 2.0, 0.37
-    m = matrix_factory(energy=f"{{sensor: scripted, rate_hz: 50, baseline_s: 0.2, scripted: "
+    # the idle baseline spans 3 whole periods of the sine, so its mean power is base_w
+    m = matrix_factory(energy=f"{{sensor: scripted, rate_hz: 50, baseline_s: {3 * period_s}, scripted: "
                               f"{{base_w: {base_w}, amplitude_w: {amp_w}, period_s: {period_s}}}}}",
                        workloads="""
       - {name: chat, kind: generation, prompt: chat_short, max_tokens: 16}
@@ -54,7 +55,7 @@ def test_scripted_sensor_energy_matches_the_analytic_integral(tmp_path, matrix_f
     true_j = base_w * dt + amp_w / w * (math.cos(w * t0) - math.cos(w * (t0 + dt)))
     assert rec["energy_gross_j"] == pytest.approx(true_j, rel=0.01)
     assert rec["energy_method"] == "scripted"  # a test sensor is never labelled measured
-    assert rec["baseline_power_w"] == pytest.approx(base_w, rel=0.2)
+    assert rec["baseline_power_w"] == pytest.approx(base_w, rel=0.05)
 
 
 def test_dry_run_prints_cells_and_writes_nothing(tmp_path, matrix_factory):

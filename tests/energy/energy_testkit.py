@@ -22,7 +22,11 @@ def write_tree(root: Path, files: dict[str, object]) -> Path:
 
 
 def set_file(root: Path, device_path: str, value: object) -> None:
-    (root / device_path.lstrip("/")).write_text(f"{value}\n")
+    """Write a fixture file atomically, as sysfs does: a sampler never reads it half-written."""
+    target = root / device_path.lstrip("/")
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(f"{value}\n")
+    os.replace(tmp, target)
 
 
 def fake_tool(bin_dir: Path, name: str, script: str) -> Path:

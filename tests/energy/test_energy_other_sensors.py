@@ -196,7 +196,8 @@ def test_estimate_with_psutil_in_a_sampler():
     trace = sampler.stop()
     assert trace.valid
     watts = trace.energy_j() / trace.duration_s
-    assert 2.0 <= watts <= 10.0  # the model can only produce powers between idle and TDP
+    # the model can only produce powers between idle and TDP (timestamp jitter: 1%)
+    assert 2.0 * 0.99 <= watts <= 10.0 * 1.01
     assert trace.sensor["method"] == "estimated"
 
 
