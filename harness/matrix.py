@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
 from .records import CellKey
 from .schema import Node, load_yaml
 

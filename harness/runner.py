@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +24,7 @@ from .launcher import CellOutcome, StopRequested, run_cell_process
 from .matrix import Cell, Matrix
 from .models import ModelFile, gguf_info, model_record_fields, resolve_package, resolve_path, sha256_file
 from .records import CELL_FAILED, SCHEMA_VERSION, make_record
-from .store import MANIFEST_FILE, RunLock, RunWriter, load_run
+from .store import MANIFEST_FILE, RunWriter, load_run
 
 
 @dataclass(frozen=True)
@@ -181,8 +181,6 @@ def host_info() -> dict[str, Any]:
         from . import sysfs
 
         for line in sysfs.read_text("/proc/cpuinfo").splitlines():
-            if line.startswith("model name") and not cpu_model.strip(" x86_64"):
-                cpu_model = line.split(":", 1)[1].strip()
             if line.startswith("model name"):
                 cpu_model = line.split(":", 1)[1].strip()
             if line.startswith("vendor_id"):

@@ -6,7 +6,6 @@ line with a warning instead of failing or, worse, reading half a number.
 """
 from __future__ import annotations
 
-import csv
 import errno
 import json
 import math
@@ -18,8 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import HarnessError
-from .records import (CELL_FAILED, CELL_SUMMARY, KNOWN_SCHEMA_VERSIONS, REPETITION,
-                      SCHEMA_VERSION)
+from .records import CELL_FAILED, CELL_SUMMARY, KNOWN_SCHEMA_VERSIONS, REPETITION
 
 RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
