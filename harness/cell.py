@@ -194,7 +194,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
     load_trace = sampler.stop()
     emit("trace", load_trace.to_rows("load"))
     load_time_s = t_load1 - t_load0
-    energy_load_j = _window_or_none(load_trace, t_load0, t_load1)
+    energy_load_j = energy.load_energy_j(load_trace, (t_load0, t_load1))
     rss_after_load = mem.sample()
     maybe_inject("after_load", cell.key)
 
@@ -257,13 +257,6 @@ def _as_dict(obj: Any) -> dict[str, Any] | None:
     if obj is None or isinstance(obj, dict):
         return obj
     return dataclasses.asdict(obj)
-
-
-def _window_or_none(trace: Any, t0: float, t1: float) -> float | None:
-    try:
-        return trace.window(t0, t1) if trace.valid else None
-    except (ValueError, ZeroDivisionError):
-        return None
 
 
 def _phases(result: Any, t0: float, t1: float) -> dict[str, tuple[float, float]]:

@@ -66,7 +66,8 @@ class Progress:
     def start(self, cell: Cell) -> None:
         self.say(f"[{self.n_done + 1}/{self.n_total}] {cell.key.label()}  {self.eta()}")
 
-    def finish(self, cell: Cell, outcome: CellOutcome | None, skipped: bool = False) -> None:
+    def finish(self, cell: Cell, outcome: CellOutcome | None) -> None:
+        """Count a cell as done; outcome None: finished in an earlier attempt (resume)."""
         self.n_done += 1
         self.done_weight += cell_weight(cell)
         if outcome is not None:
@@ -328,7 +329,7 @@ def execute(matrix: Matrix, cells: list[Cell], device: DeviceChoice, writer: Run
     with StopFlag(progress.say) as stop:
         for cell in cells:
             if cell.key.cell_id in finished:
-                progress.finish(cell, None, skipped=True)
+                progress.finish(cell, None)
                 continue
             if stop.requested:
                 interrupted = True

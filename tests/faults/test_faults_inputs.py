@@ -1,5 +1,4 @@
 """Bad input: one clear message naming what is wrong, exit code 2, nothing written, no traceback."""
-import shutil
 import textwrap
 
 import pytest
