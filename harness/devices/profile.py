@@ -51,6 +51,15 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class MemoryBandwidth:
+    """The datasheet's peak DRAM bandwidth, shown beside the measured one (harness.devices.
+    bandwidth): the gap between them is what the CPU cores can actually stream."""
+
+    datasheet_bytes_per_s: float
+    source: str
+
+
+@dataclass(frozen=True)
 class NvpMode:
     id: int
     name: str
@@ -86,6 +95,7 @@ class Profile:
     throttling: str
     battery: bool
     runtime_defaults: dict[str, Any] = field(default_factory=dict)
+    memory_bandwidth: MemoryBandwidth | None = None  # None: no single datasheet figure
 
     def estimate_params(self) -> dict[str, Any]:
         """The `estimate_params` argument of harness.energy.open_sensor."""
@@ -102,6 +112,9 @@ class Profile:
                          "source": self.estimate.source},
             "power_modes": self.power_modes.names(), "thermal_zones": list(self.thermal_zones),
             "runtime_defaults": dict(self.runtime_defaults),
+            "memory_bandwidth": (None if self.memory_bandwidth is None else
+                                 {"datasheet_bytes_per_s": self.memory_bandwidth.datasheet_bytes_per_s,
+                                  "source": self.memory_bandwidth.source}),
         }
 
 
@@ -166,7 +179,7 @@ def get_profile(name: str) -> Profile:
 # -- validation -------------------------------------------------------------------------------
 _TOP_KEYS = ("name", "description", "detect", "cpu", "memory_bytes", "os_reserved_bytes",
              "accelerator", "energy", "power_modes", "thermal_zones", "throttling", "battery",
-             "runtime_defaults")
+             "runtime_defaults", "memory_bandwidth")
 
 
 def load_profile_file(file: str | Path) -> Profile:
@@ -206,6 +219,7 @@ def parse_profile(node: Node, expected_name: str | None = None) -> Profile:
         throttling=node.opt("throttling", "str", "linux", choices=THROTTLING_SOURCES),
         battery=node.opt("battery", "bool", False),
         runtime_defaults=rt,
+        memory_bandwidth=_memory_bandwidth(node.get("memory_bandwidth")),
     )
 
 
@@ -277,6 +291,14 @@ def _estimate(energy: Node) -> Estimate:
     if tdp is not None and idle is not None and idle > tdp:
         raise est.get("idle_w").fail(f"must be <= tdp_w ({tdp})")
     return Estimate(tdp, idle, est.get("source").str())
+
+
+def _memory_bandwidth(n: Node) -> MemoryBandwidth | None:
+    """`memory_bandwidth: {datasheet_bytes_per_s: 12800000000, source: "..."}`, null or absent."""
+    if n.value is None:
+        return None
+    n.mapping(("datasheet_bytes_per_s", "source"), required=("datasheet_bytes_per_s", "source"))
+    return MemoryBandwidth(n.get("datasheet_bytes_per_s").float(min=1.0), n.get("source").str())
 
 
 def _power_modes(n: Node) -> PowerModes:
