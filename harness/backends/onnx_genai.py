@@ -229,7 +229,7 @@ class OnnxGenaiBackend(Backend):
         return Generation(
             text=text, tokens_in=len(tokens), tokens_out=len(out), t_start_s=t_start,
             t_first_token_s=t_end if t_first is None else t_first, t_end_s=t_end,
-            token_times_s=tuple(times), stop_reason=stop_reason)
+            token_times_s=tuple(times), stop_reason=stop_reason, tokens=self.last_tokens)
 
     def tokenize(self, text: str, add_bos: bool = False) -> list[int]:
         ids = [int(t) for t in self._require_tokenizer().encode(text)]
