@@ -108,6 +108,8 @@ def _probe_one(probe_sensor: Any, name: str) -> dict[str, Any]:
 
 def _estimate_probe(profile: devices.Profile) -> dict[str, Any]:
     est = profile.estimate
+    if est.lookup:
+        return _lookup_probe(profile)
     if est.tdp_w is None or est.idle_w is None:
         return {"name": "estimate", "ok": False,
                 "detail": f"profile has no complete estimate figures ({est.source})",
@@ -115,6 +117,18 @@ def _estimate_probe(profile: devices.Profile) -> dict[str, Any]:
     return {"name": "estimate", "ok": True,
             "detail": (f"estimated, never measured: tdp_w {est.tdp_w:g} W, idle_w {est.idle_w:g} W "
                        f"({est.source})"), "fix": None}
+
+
+def _lookup_probe(profile: devices.Profile) -> dict[str, Any]:
+    """`lookup: codecarbon`: the figures this host gets, with the table row and the rule used."""
+    from ..energy.sensors.estimate import figures
+    try:
+        f = figures(profile.estimate_params())
+    except HarnessError as e:
+        return {"name": "estimate", "ok": False, "detail": str(e), "fix": None}
+    return {"name": "estimate", "ok": True,
+            "detail": "; ".join([f"estimated, never measured: tdp_w {f.tdp_w:g} W, idle_w "
+                                 f"{f.idle_w:g} W ({f.source})", *f.notes]), "fix": None}
 
 
 def _fallback(sensors: list[dict[str, Any]], profile: devices.Profile) -> str | None:

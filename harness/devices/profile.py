@@ -19,6 +19,7 @@ from ..schema import Node, load_yaml
 # Fixed across rooms (docs/ARCHITECTURE.md, "Names fixed across rooms").
 SENSOR_NAMES = ("rapl", "ina3221_hwmon", "ina3221_iio", "tegrastats", "rpi5_pmic", "usb_meter",
                 "android_battery", "pixel_odpm", "nvml", "powermetrics", "estimate", "scripted")
+ESTIMATE_LOOKUPS = ("codecarbon",)  # harness.energy.sensors.estimate.LOOKUPS
 THROTTLING_SOURCES = ("vcgencmd", "linux", "none")
 RULE_SOURCES = ("file", "exists", "getprop", "cpuinfo", "uname", "sysctl", "battery")
 MATCHERS = ("contains", "equals", "regex")
@@ -48,6 +49,7 @@ class Estimate:
     tdp_w: float | None
     idle_w: float | None
     source: str
+    lookup: str | None = None  # "codecarbon": look the host CPU up; tdp_w/idle_w are the fallback
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class Profile:
     def estimate_params(self) -> dict[str, Any]:
         """The `estimate_params` argument of harness.energy.open_sensor."""
         return {"tdp_w": self.estimate.tdp_w, "idle_w": self.estimate.idle_w,
-                "source": self.estimate.source}
+                "source": self.estimate.source, "lookup": self.estimate.lookup}
 
     def summary(self) -> dict[str, Any]:
         """Plain dict for JSON output and the run manifest."""
@@ -109,7 +111,7 @@ class Profile:
             "cores": self.cores, "threads": self.threads, "memory_bytes": self.memory_bytes,
             "accelerator": self.accelerator, "sensors": list(self.sensors),
             "estimate": {"tdp_w": self.estimate.tdp_w, "idle_w": self.estimate.idle_w,
-                         "source": self.estimate.source},
+                         "source": self.estimate.source, "lookup": self.estimate.lookup},
             "power_modes": self.power_modes.names(), "thermal_zones": list(self.thermal_zones),
             "runtime_defaults": dict(self.runtime_defaults),
             "memory_bandwidth": (None if self.memory_bandwidth is None else
@@ -284,13 +286,14 @@ def _sensors(energy: Node) -> tuple[str, ...]:
 
 
 def _estimate(energy: Node) -> Estimate:
-    est = energy.get("estimate").mapping(("tdp_w", "idle_w", "source"),
+    est = energy.get("estimate").mapping(("tdp_w", "idle_w", "source", "lookup"),
                                          required=("tdp_w", "idle_w", "source"))
     tdp = None if est.get("tdp_w").value is None else est.get("tdp_w").float(min=0.1)
     idle = None if est.get("idle_w").value is None else est.get("idle_w").float(min=0.0)
     if tdp is not None and idle is not None and idle > tdp:
         raise est.get("idle_w").fail(f"must be <= tdp_w ({tdp})")
-    return Estimate(tdp, idle, est.get("source").str())
+    return Estimate(tdp, idle, est.get("source").str(),
+                    est.opt("lookup", "str", None, choices=ESTIMATE_LOOKUPS))
 
 
 def _memory_bandwidth(n: Node) -> MemoryBandwidth | None:

@@ -56,7 +56,8 @@ def test_profiles_with_estimate_figures_are_usable_by_the_energy_estimate():
         e = p.estimate
         if e.tdp_w is not None:
             assert e.idle_w is not None and 0 <= e.idle_w <= e.tdp_w, p.name
-        assert p.estimate_params() == {"tdp_w": e.tdp_w, "idle_w": e.idle_w, "source": e.source}
+        assert p.estimate_params() == {"tdp_w": e.tdp_w, "idle_w": e.idle_w, "source": e.source,
+                                       "lookup": e.lookup}
 
 
 def test_good_profile_parses(tmp_path):

@@ -3,20 +3,24 @@
 power_w = idle_w + (tdp_w - idle_w) * cpu_utilisation, with the utilisation of the whole machine
 (all cores, all processes) over each interval between two reads, from psutil.cpu_times(). The
 model is integrated exactly over each interval, so the sensor is a counter of modelled joules.
-Method `estimated`, model `cpu-tdp-linear`; tdp_w, idle_w and `source` (where the figures come
-from) are supplied by the device profile.
+Method `estimated`, model `cpu-tdp-linear`. tdp_w, idle_w and `source` (where the figures come
+from) are the device profile's, or, where the profile says `lookup: codecarbon`, this host's CPU
+looked up in codecarbon's data and scaled to the host's CPUs (harness.energy.cpu_power); without
+codecarbon the profile's figures are used and a note on every record says so.
 """
 from __future__ import annotations
 
 import time
 from typing import Any, Callable
 
+from .. import cpu_power
 from ..base import ESTIMATED, CounterSensor, SensorProblem
 from ..config import EnergyConfig
 
 MODEL = "cpu-tdp-linear"
 _FIX = ("add `estimate: {tdp_w: <W>, idle_w: <W>, source: <datasheet or measurement>}` to the "
         "device profile")
+LOOKUPS = ("codecarbon",)
 
 
 class CpuTdpEstimate(CounterSensor):
@@ -27,9 +31,12 @@ class CpuTdpEstimate(CounterSensor):
     check_stuck = False  # idle_w may be 0 in a profile; a flat model is not a broken sensor
 
     def __init__(self, tdp_w: float, idle_w: float, source: str,
-                 cpu_times: Callable[[], Any] | None = None):
+                 cpu_times: Callable[[], Any] | None = None,
+                 details: tuple[str, ...] = (), figures: dict[str, Any] | None = None):
         super().__init__()
         self.tdp_w, self.idle_w, self.source = tdp_w, idle_w, source
+        self.figures = {"tdp_w": tdp_w, "idle_w": idle_w, "source": source,
+                        **(figures or {})}
         if cpu_times is None:
             import psutil  # runner dependency; imported here so the energy package imports without it
             cpu_times = psutil.cpu_times
@@ -39,6 +46,11 @@ class CpuTdpEstimate(CounterSensor):
         self.utilisation = 0.0
         self.notes.append(f"estimate: power_w = {idle_w:g} + ({tdp_w:g} - {idle_w:g}) x "
                           f"cpu_utilisation; figures from {source}")
+        self.notes.extend(details)
+
+    def info(self) -> dict:
+        """The sensor's provenance plus the figures used and where each came from."""
+        return {**super().info(), "estimate": dict(self.figures)}
 
     def read_energy_j(self) -> float:
         now = time.monotonic()
@@ -64,7 +76,28 @@ def _busy_total_s(times: Any) -> tuple[float, float]:
 
 def create(config: EnergyConfig, estimate_params: dict | None,
            cpu_times: Callable[[], Any] | None = None) -> CpuTdpEstimate:
+    f = figures(estimate_params)
+    return CpuTdpEstimate(f.tdp_w, f.idle_w, f.source, cpu_times, f.notes, f.figures)
+
+
+def figures(estimate_params: dict | None) -> cpu_power.CpuPower:
+    """The model's figures for a profile's `estimate` block: its own, or looked up (with the
+    profile's as a noted fallback). Shared with `devices --detect`, which shows them."""
     p = estimate_params or {}
+    lookup = p.get("lookup")
+    if lookup is None:
+        tdp_w, idle_w = _profile_figures(p)
+        return cpu_power.CpuPower(tdp_w, idle_w, str(p["source"]), ())
+    if lookup not in LOOKUPS:
+        raise SensorProblem(f"unknown estimate lookup '{lookup}'",
+                            f"use one of: {', '.join(LOOKUPS)}, or remove `lookup`")
+    try:
+        return cpu_power.lookup()
+    except cpu_power.CpuPowerUnavailable as e:
+        return _profile_fallback(p, str(e))
+
+
+def _profile_figures(p: dict) -> tuple[float, float]:
     missing = [k for k in ("tdp_w", "idle_w", "source") if p.get(k) in (None, "")]
     if missing:
         raise SensorProblem(f"the estimate needs {', '.join(missing)} from the device profile",
@@ -73,4 +106,17 @@ def create(config: EnergyConfig, estimate_params: dict | None,
     if not 0 <= idle_w <= tdp_w:
         raise SensorProblem(f"estimate figures must satisfy 0 <= idle_w <= tdp_w "
                             f"(got idle_w={idle_w}, tdp_w={tdp_w})", _FIX)
-    return CpuTdpEstimate(tdp_w, idle_w, str(p["source"]), cpu_times)
+    return tdp_w, idle_w
+
+
+def _profile_fallback(p: dict, reason: str) -> cpu_power.CpuPower:
+    """codecarbon's data cannot be read: the profile's own figures, never silently."""
+    try:
+        tdp_w, idle_w = _profile_figures(p)
+    except SensorProblem as e:
+        raise SensorProblem(f"the estimate cannot look this CPU up ({reason}) and {e.what}",
+                            "pip install edgebench[carbon], or " + _FIX) from None
+    note = (f"fallback: the profile asks for codecarbon's CPU power data, but {reason}; the "
+            f"profile's own figures are used instead (tdp_w {tdp_w:g} W, idle_w {idle_w:g} W)")
+    return cpu_power.CpuPower(tdp_w, idle_w, str(p["source"]), (note,),
+                              {"lookup": p.get("lookup"), "fallback": note})
