@@ -206,14 +206,7 @@ def cpu_power(host: HostCpu, data: CodecarbonData) -> CpuPower:
     if package_tdp_w is None:
         tdp_w, rule, tdp_note = per_thread_w, "per-thread", _unmatched_note(host, data, row, ties)
     elif host.virtualised:
-        cap_w = package_tdp_w * host.packages
-        tdp_w, rule = min(per_thread_w, cap_w), "per-thread-capped"
-        tdp_note = (f"tdp: codecarbon {data.version} cpu_power.csv row '{row}' is "
-                    f"{package_tdp_w:g} W per package, but in a virtual machine the package's "
-                    f"thread count is hidden (the kernel shows the VM's topology), so codecarbon's "
-                    f"per-thread rule: {data.per_thread_w:g} W x {host.cpus} host CPUs = "
-                    f"{per_thread_w:g} W, capped at {package_tdp_w:g} W x {host.packages} "
-                    f"package(s): tdp_w {tdp_w:g} W")
+        tdp_w, rule, tdp_note = _capped_per_thread(host, data, row, package_tdp_w)
     else:
         tdp_w, rule, tdp_note = _share_of_package(host, data, row, package_tdp_w)
     idle_w = IDLE_FRACTION * tdp_w
@@ -253,6 +246,19 @@ def _share_of_package(host: HostCpu, data: CodecarbonData, row: str,
     tdp_w = package_tdp_w * host.cpus / host.package_threads
     return tdp_w, "package-share", (f"{head} x {host.cpus} host CPUs / {host.package_threads} "
                                     f"threads per package = {tdp_w:g} W")
+
+
+def _capped_per_thread(host: HostCpu, data: CodecarbonData, row: str,
+                       package_tdp_w: float) -> tuple[float, str, str]:
+    """A known CPU seen from inside a VM: its package's thread count is not visible."""
+    per_thread_w = data.per_thread_w * host.cpus
+    tdp_w = min(per_thread_w, package_tdp_w * host.packages)
+    return tdp_w, "per-thread-capped", (
+        f"tdp: codecarbon {data.version} cpu_power.csv row '{row}' is {package_tdp_w:g} W per "
+        f"package, but in a virtual machine the package's thread count is hidden (the kernel "
+        f"shows the VM's topology), so codecarbon's per-thread rule: {data.per_thread_w:g} W x "
+        f"{host.cpus} host CPUs = {per_thread_w:g} W, capped at {package_tdp_w:g} W x "
+        f"{host.packages} package(s): tdp_w {tdp_w:g} W")
 
 
 def _unmatched_note(host: HostCpu, data: CodecarbonData, row: str | None,
