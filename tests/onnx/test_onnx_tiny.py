@@ -166,4 +166,4 @@ def test_info_names_the_runtime_and_model(backend):
     assert info["runtime"] == "onnx" and info["providers"] == ["cpu"]
     assert info["onnxruntime_genai_version"] == onnxruntime_genai.__version__
     assert info["onnxruntime_version"] == onnxruntime.__version__
-    assert info["model_type"] == "llama"
+    assert info["model_type"] == "llama" and info["device_type"] == "CPU"
