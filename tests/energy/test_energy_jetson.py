@@ -9,7 +9,6 @@ from energy_testkit import fake_tool, fixture_text, path_with, set_file, write_t
 from harness.energy import EnergyConfig
 from harness.energy.base import SensorProblem
 from harness.energy.sensors import ina3221_hwmon, ina3221_iio, tegrastats
-from harness.energy.sensors.jetson_rails import AGX_NOTE
 
 HW = "/sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3"
 
@@ -30,14 +29,14 @@ def orin_nx(tmp_path, monkeypatch):
 
 def test_hwmon_uses_the_input_rail_alone(orin_nx):
     sensor = ina3221_hwmon.create(EnergyConfig(), None)
-    assert [c.label for c in sensor.channels] == ["VDD_IN"]
+    assert [c.label for c in sensor.rails] == ["VDD_IN"]
     assert sensor.coverage == "module_input"
     assert sensor.read_power_w() == pytest.approx(5.072 * 1.012)
     set_file(orin_nx, f"{HW}/curr1_input", 2000)
     assert sensor.read_power_w() == pytest.approx(5.072 * 2.0)
 
 
-def test_hwmon_agx_sums_rails_and_says_so(tmp_path, monkeypatch):
+def test_hwmon_agx_sums_module_rails_but_not_the_one_inside_vin_sys(tmp_path, monkeypatch):
     hw2 = "/sys/bus/i2c/drivers/ina3221/1-0041/hwmon/hwmon4"
     write_tree(tmp_path, {**hwmon_channel(1, "VDD_GPU_SOC", 5000, 641),
                           **hwmon_channel(2, "VDD_CPU_CV", 5000, 881),
@@ -46,15 +45,17 @@ def test_hwmon_agx_sums_rails_and_says_so(tmp_path, monkeypatch):
                           **hwmon_channel(2, "NC", 0, 0, hw=hw2)})
     monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(tmp_path))
     sensor = ina3221_hwmon.create(EnergyConfig(), None)
-    assert sensor.coverage == "module_rails" and AGX_NOTE in sensor.notes
-    assert sorted(c.label for c in sensor.channels) == ["VDDQ_VDD2_1V8AO", "VDD_CPU_CV",
-                                                        "VDD_GPU_SOC", "VIN_SYS_5V0"]
-    assert sensor.read_power_w() == pytest.approx(5.0 * (0.641 + 0.881 + 0.953 + 0.100))
+    assert sensor.coverage == "module_rails"
+    assert sorted(c.label for c in sensor.rails) == ["VDD_CPU_CV", "VDD_GPU_SOC", "VIN_SYS_5V0"]
+    assert sensor.read_power_w() == pytest.approx(5.0 * (0.641 + 0.881 + 0.953))
+    assert any(n.startswith("leaves out VDDQ_VDD2_1V8AO: already included in VIN_SYS_5V0")
+               for n in sensor.notes)
+    assert "leaves out NC: unconnected channel" in sensor.notes
 
 
 def test_hwmon_absent(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(tmp_path))
-    with pytest.raises(SensorProblem, match="no INA3221 hwmon rails"):
+    with pytest.raises(SensorProblem, match="no INA3221/INA238 hwmon rails"):
         ina3221_hwmon.create(EnergyConfig(), None)
 
 
@@ -69,15 +70,38 @@ def test_iio_nano_layout(tmp_path, monkeypatch):
     assert sensor.read_power_w() == pytest.approx(2.345)  # GPU/CPU rails are inside POM_5V_IN
 
 
-def test_iio_agx_xavier_sums(tmp_path, monkeypatch):
+def test_iio_agx_xavier_sums_its_six_rails(tmp_path, monkeypatch):
     d1 = "/sys/bus/i2c/drivers/ina3221x/1-0040/iio:device0"
     d2 = "/sys/bus/i2c/drivers/ina3221x/1-0041/iio:device1"
-    write_tree(tmp_path, {f"{d1}/rail_name_0": "GPU", f"{d1}/in_power0_input": 1000,
-                          f"{d1}/rail_name_1": "CPU", f"{d1}/in_power1_input": 2000,
-                          f"{d2}/rail_name_0": "SOC", f"{d2}/in_power0_input": 1500})
+    # rail powers of the jetson_stats AGX Xavier capture line (mW)
+    rails = {d1: [("GPU", 1155), ("CPU", 385), ("SOC", 2502)],
+             d2: [("CV", 0), ("VDDRQ", 192), ("SYS5V", 2692)]}
+    write_tree(tmp_path, {f"{d}/{f}{n}{sfx}": v for d, rs in rails.items()
+                          for n, (label, mw) in enumerate(rs)
+                          for f, sfx, v in (("rail_name_", "", label),
+                                            ("in_power", "_input", mw))})
     monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(tmp_path))
     sensor = ina3221_iio.create(EnergyConfig(), None)
-    assert sensor.coverage == "module_rails" and sensor.read_power_w() == pytest.approx(4.5)
+    assert sensor.coverage == "module_rails" and sensor.read_power_w() == pytest.approx(6.926)
+
+
+def test_iio_agx_xavier_missing_rail_is_refused(tmp_path, monkeypatch):
+    d1 = "/sys/bus/i2c/drivers/ina3221x/1-0040/iio:device0"
+    write_tree(tmp_path, {f"{d1}/rail_name_0": "GPU", f"{d1}/in_power0_input": 1000,
+                          f"{d1}/rail_name_1": "CPU", f"{d1}/in_power1_input": 2000})
+    monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(tmp_path))
+    with pytest.raises(SensorProblem, match="rail SOC, CV, VDDRQ, SYS5V not found"):
+        ina3221_iio.create(EnergyConfig(), None)
+
+
+def test_iio_unknown_rails_are_refused_not_summed(tmp_path, monkeypatch):
+    dev = "/sys/bus/i2c/drivers/ina3221x/1-0040/iio:device0"
+    write_tree(tmp_path, {f"{dev}/rail_name_0": "VDD_FOO", f"{dev}/in_power0_input": 1000,
+                          f"{dev}/rail_name_1": "VDD_BAR", f"{dev}/in_power1_input": 2000})
+    monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(tmp_path))
+    with pytest.raises(SensorProblem, match="match no documented Jetson board") as e:
+        ina3221_iio.create(EnergyConfig(), None)
+    assert "jetson_rails.py" in e.value.fix
 
 
 @pytest.mark.parametrize("fixture,rails,total,coverage", [
@@ -85,7 +109,8 @@ def test_iio_agx_xavier_sums(tmp_path, monkeypatch):
      1.022, "module_input"),
     ("tegrastats_orin_nx.txt", {"VDD_IN": 5.299, "VDD_CPU_GPU_CV": 0.773, "VDD_SOC": 1.424},
      5.299, "module_input"),
-    ("tegrastats_agx_orin.txt", {"VDD_GPU_SOC": 3.205, "VDD_CPU_CV": 4.405, "VIN_SYS_5V0": 4.767},
+    ("tegrastats_agx_orin.txt",
+     {"VDD_GPU_SOC": 3.205, "VDD_CPU_CV": 4.405, "VIN_SYS_5V0": 4.767},
      3.205 + 4.405 + 4.767, "module_rails"),
     ("tegrastats_agx_orin_3values.txt",
      {"VDD_GPU_SOC": 5.139, "VDD_CPU_CV": 3.268, "VIN_SYS_5V0": 5.5}, 5.139 + 3.268 + 5.5,
@@ -95,8 +120,8 @@ def test_tegrastats_parser_variants(fixture, rails, total, coverage):
     line = fixture_text(fixture).strip()
     parsed = tegrastats.parse_rails_w(line)
     assert parsed == pytest.approx(rails)  # RAM 1546/3964MB and SWAP are not rails
-    watts, cov, _ = tegrastats.total_w(parsed)
-    assert watts == pytest.approx(total) and cov == coverage
+    watts, plan = tegrastats.total_w(parsed)
+    assert watts == pytest.approx(total) and plan.coverage == coverage
 
 
 def test_tegrastats_takes_the_first_value_not_the_average():

@@ -1,23 +1,32 @@
-"""Jetson INA3221 through hwmon (JetPack 5+, upstream `ina3221` driver): V x I per rail.
+"""Jetson power monitors through hwmon (JetPack 5+): INA3221 rails, and the AGX Thor's INA238 VIN.
 
-Files per channel N: inN_label, inN_input (bus voltage, mV), currN_input (mA). Channels without a
-current (the "sum of shunt voltages" channel) and unconnected (`NC`) channels are skipped. The
-hwmonN index changes per boot, so it is globbed, never hard-coded.
+INA3221 (`ina3221` driver), per channel N: inN_label, inN_input (bus voltage, mV), currN_input
+(mA); channels without a current (the "sum of shunt voltages" channel) and unconnected (`NC`)
+channels are skipped. INA238 (`ina238` driver, the Thor carrier board's board input VIN):
+power1_input (uW), else in1_input (mV) x curr1_input (mA); its name comes from the hwmon `label`
+file, and an unlabelled INA238 is taken as VIN (the only one on the Thor developer kit, as
+jetson_stats PR #900 reads it). Which rails are added is the board's documented rule
+(`jetson_rails`). hwmonN indices change per boot, so they are globbed, never hard-coded.
 """
 from __future__ import annotations
 
 import re
 
 from ... import sysfs
-from ..base import PowerSensor, SensorProblem
 from ..config import EnergyConfig
-from . import jetson_rails
+from .rail_sum import RailSumSensor, open_rails
 
 BASE = "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
+INA238_BASE = "/sys/bus/i2c/drivers/ina238/*/hwmon/hwmon*"
+INA238_DEFAULT_LABEL = "VIN"
 PERMISSION_FIX = "run as a user that can read the hwmon files (on Jetson: root, or add a udev rule)"
+ABSENT_FIX = ("this reader needs a Jetson on JetPack 5+; on JetPack 4 use ina3221_iio, or "
+              "tegrastats")
 
 
 class Channel:
+    """One INA3221 channel: bus voltage x current."""
+
     def __init__(self, hwmon: str, n: int, label: str):
         self.hwmon, self.n, self.label = hwmon, n, label
 
@@ -27,20 +36,22 @@ class Channel:
         return mv * ma / 1e6
 
 
-class Ina3221Hwmon(PowerSensor):
+class Ina238Rail:
+    """The INA238's single rail: its own power register when exposed (uW), else V x I."""
+
+    def __init__(self, hwmon: str, label: str):
+        self.hwmon, self.label = hwmon, label
+        self.has_power = sysfs.exists(f"{hwmon}/power1_input")
+
+    def power_w(self) -> float:
+        if self.has_power:
+            return sysfs.read_int(f"{self.hwmon}/power1_input") / 1e6
+        return sysfs.read_int(f"{self.hwmon}/in1_input") * sysfs.read_int(
+            f"{self.hwmon}/curr1_input") / 1e6
+
+
+class Ina3221Hwmon(RailSumSensor):
     name = "ina3221_hwmon"
-    max_power_w = 200.0
-
-    def __init__(self, channels: list[Channel], coverage: str, note: str | None):
-        super().__init__()
-        self.channels = channels
-        self.coverage = coverage
-        self.notes.append("rails: " + ", ".join(c.label for c in channels))
-        if note:
-            self.notes.append(note)
-
-    def read_power_w(self) -> float:
-        return sum(c.power_w() for c in self.channels)
 
 
 def find_channels() -> list[Channel]:
@@ -49,26 +60,27 @@ def find_channels() -> list[Channel]:
         for label_path in sysfs.glob(f"{hwmon}/in*_label"):
             n = int(re.search(r"in(\d+)_label$", label_path).group(1))
             label = sysfs.read_text(label_path).strip()
-            if (jetson_rails.is_unconnected(label) or "sum" in label.lower()
-                    or not sysfs.exists(f"{hwmon}/curr{n}_input")):
+            if "sum" in label.lower() or not sysfs.exists(f"{hwmon}/curr{n}_input"):
                 continue
             out.append(Channel(hwmon, n, label))
     return out
 
 
+def find_ina238() -> list[Ina238Rail]:
+    out = []
+    for hwmon in sysfs.glob(INA238_BASE):
+        if not (sysfs.exists(f"{hwmon}/power1_input") or sysfs.exists(f"{hwmon}/curr1_input")):
+            continue
+        label_file = f"{hwmon}/label"
+        label = sysfs.read_text(label_file).strip() if sysfs.exists(label_file) else ""
+        out.append(Ina238Rail(hwmon, label or INA238_DEFAULT_LABEL))
+    return out
+
+
+def find_rails() -> list:
+    return [*find_channels(), *find_ina238()]
+
+
 def create(config: EnergyConfig, estimate_params: dict | None) -> Ina3221Hwmon:
-    try:
-        channels = find_channels()
-    except PermissionError as e:
-        raise SensorProblem(f"cannot read INA3221 hwmon files ({e.filename})", PERMISSION_FIX)
-    if not channels:
-        raise SensorProblem("no INA3221 hwmon rails under /sys/bus/i2c/drivers/ina3221",
-                            "this reader needs a Jetson on JetPack 5+; on JetPack 4 use "
-                            "ina3221_iio, or tegrastats")
-    labels, coverage, note = jetson_rails.choose([c.label for c in channels])
-    sensor = Ina3221Hwmon([c for c in channels if c.label in labels], coverage, note)
-    try:
-        sensor.read_power_w()
-    except PermissionError as e:
-        raise SensorProblem(f"cannot read {e.filename} (permission denied)", PERMISSION_FIX)
-    return sensor
+    return open_rails(Ina3221Hwmon, find_rails, "INA3221/INA238 hwmon", ABSENT_FIX,
+                      PERMISSION_FIX)

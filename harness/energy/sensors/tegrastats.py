@@ -2,7 +2,10 @@
 
 Each rail prints `NAME cur/avg` (older) or `NAME curmW/avgmW` (newer), sometimes with a third
 value; the first is the instantaneous reading, the others are the tool's running averages and are
-never used. Effective resolution: the tool's interval.
+never used. Readings can be negative (an idle AGX Thor prints `VDD_GPU -392mW/-392mW`: an offset
+of the monitor), so the sign is kept. Which rails are added is the board's documented rule
+(`jetson_rails`): the AGX Thor's `VIN` alone, the AGX Orin without VDDQ_VDD2_1V8AO, and so on.
+Effective resolution: the tool's interval.
 """
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from ..base import PowerSensor
 from ..config import EnergyConfig
 from ..tool import StreamingTool, find_tool
 from . import jetson_rails
+from .rail_sum import MAX_POWER_W
 
-_RAIL = re.compile(r"(?<!\S)([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/\d+(?:mW)?(?:/\d+(?:mW)?)?(?!\S)")
+_VALUE = r"-?\d+(?:mW)?"
+_RAIL = re.compile(rf"(?<!\S)([A-Z][A-Z0-9_]*) (-?\d+)(?:mW)?/{_VALUE}(?:/{_VALUE})?(?!\S)")
 FIX = "tegrastats ships with JetPack (/usr/bin/tegrastats); run on a Jetson with it on PATH"
 MIN_INTERVAL_MS = 100
 
@@ -23,16 +28,15 @@ def parse_rails_w(line: str) -> dict[str, float]:
     return {name: int(mw) / 1000.0 for name, mw in _RAIL.findall(line)}
 
 
-def total_w(rails: dict[str, float]) -> tuple[float, str, str | None]:
-    """(W, coverage, note): the input rail alone if present, else the sum (AGX)."""
-    names, coverage, note = jetson_rails.choose(list(rails))
-    return sum(rails[n] for n in names), coverage, note
+def total_w(rails: dict[str, float]) -> tuple[float, jetson_rails.RailPlan]:
+    """(W, plan): the board's documented rails added; RailError when no rule fits."""
+    plan = jetson_rails.choose(list(rails))
+    return sum(rails[n] for n in plan.summed), plan
 
 
 class _LineParser:
     def __init__(self) -> None:
-        self.coverage: str | None = None
-        self.note: str | None = None
+        self.plan: jetson_rails.RailPlan | None = None
 
     def feed(self, line: str) -> float | None:
         if not line.strip():
@@ -40,13 +44,13 @@ class _LineParser:
         rails = parse_rails_w(line)
         if not rails:
             raise ValueError(f"no power rails in tegrastats line: {line[:120]!r}")
-        watts, self.coverage, self.note = total_w(rails)
+        watts, self.plan = total_w(rails)
         return watts
 
 
 class Tegrastats(PowerSensor):
     name = "tegrastats"
-    max_power_w = 200.0
+    max_power_w = MAX_POWER_W
 
     def __init__(self, interval_ms: int):
         super().__init__()
@@ -56,9 +60,10 @@ class Tegrastats(PowerSensor):
         self.stream = StreamingTool([exe, "--interval", str(interval_ms)], self.parser,
                                     max_age_s=max(2.0, 5 * interval_ms / 1000), fix=FIX)
         self.stream.start(first_value_timeout_s=max(3.0, 3 * interval_ms / 1000))
-        self.coverage = self.parser.coverage or "module_input"
-        if self.parser.note:
-            self.notes.append(self.parser.note)
+        plan = self.parser.plan
+        if plan is not None:
+            self.coverage = plan.coverage
+            self.notes.extend(plan.notes())
         self.notes.append(f"tegrastats interval {interval_ms} ms (readings update at that rate)")
 
     def read_power_w(self) -> float:
