@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import site
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +114,8 @@ class Profile:
                          "source": self.estimate.source, "lookup": self.estimate.lookup},
             "power_modes": self.power_modes.names(), "thermal_zones": list(self.thermal_zones),
             "runtime_defaults": dict(self.runtime_defaults),
-            "memory_bandwidth": (None if self.memory_bandwidth is None else
-                                 {"datasheet_bytes_per_s": self.memory_bandwidth.datasheet_bytes_per_s,
-                                  "source": self.memory_bandwidth.source}),
+            "memory_bandwidth": (None if self.memory_bandwidth is None
+                                 else asdict(self.memory_bandwidth)),
         }
 
 
