@@ -70,15 +70,32 @@ def detect_report(with_state: bool = False) -> dict[str, Any]:
     profiles = devices.load_profiles()
     det = devices.detect(profiles)
     report: dict[str, Any] = {"profile": det.profile, "detection": det.as_dict(),
-                              "sensors": [], "fallback": None, "probe_error": None}
+                              "rails": None, "sensors": [], "fallback": None,
+                              "probe_error": None}
     if det.profile is None:
         return report
     profile = profiles[det.profile]
+    report["rails"] = rail_plan(profile.name)
     report["sensors"], report["probe_error"] = probe_sensors(profile)
     report["fallback"] = _fallback(report["sensors"], profile)
     if with_state:
         report["state"] = devices.read_state(profile)
     return report
+
+
+def rail_plan(profile_name: str) -> dict[str, Any] | None:
+    """The board's documented rail rule (Jetsons): which rails are summed, which are left out and
+    why. Read from the energy room's table; its absence leaves the field empty."""
+    try:
+        from ..energy.sensors import jetson_rails
+    except ImportError:
+        return None
+    plan = jetson_rails.plan_for_profile(profile_name)
+    if plan is None:
+        return None
+    return {"board": plan.board, "summed": list(plan.summed), "coverage": plan.coverage,
+            "left_out": [{"rail": r, "reason": why} for r, why in plan.left_out],
+            "source": plan.source}
 
 
 def probe_sensors(profile: devices.Profile) -> tuple[list[dict[str, Any]], str | None]:
@@ -140,6 +157,15 @@ def _fallback(sensors: list[dict[str, Any]], profile: devices.Profile) -> str | 
     return "estimate (a labelled estimate, not a measurement)" if est else None
 
 
+def _render_rails(rails: dict[str, Any] | None) -> list[str]:
+    if not rails:
+        return []
+    lines = [f"Power rails ({rails['board']}): sums {' + '.join(rails['summed'])} "
+             f"(coverage {rails['coverage']})"]
+    lines += [f"  leaves out {r['rail']}: {r['reason']}" for r in rails["left_out"]]
+    return lines + [f"  rule: {rails['source']}"]
+
+
 def render_detect(report: dict[str, Any]) -> str:
     det = report["detection"]
     if report["profile"] is None:
@@ -149,6 +175,7 @@ def render_detect(report: dict[str, Any]) -> str:
     if det["candidates"]:
         lines.append("  also matching (lower priority): "
                      + ", ".join(c["name"] for c in det["candidates"]))
+    lines += _render_rails(report.get("rails"))
     lines.append("Power sensors (profile order of preference):")
     if report["probe_error"]:
         lines.append(f"  {report['probe_error']}")

@@ -115,3 +115,34 @@ def test_module_entry_point_on_fixture_root(tmp_path):
     rep = json.loads(cp.stdout)
     assert rep["profile"] == "jetson-orin-nano"
     assert rep["detection"]["facts"]["file"]["/etc/nv_tegra_release"].startswith("# R36")
+
+
+def test_detect_names_the_rails_summed_and_left_out_on_agx_orin(root, tools, capsys):
+    root("jetson-agx-orin")
+    assert main(["devices", "--detect"]) == 0
+    out = capsys.readouterr().out
+    assert ("Power rails (Jetson AGX Orin): sums VDD_GPU_SOC + VDD_CPU_CV + VIN_SYS_5V0 "
+            "(coverage module_rails)") in out
+    assert ("  leaves out VDDQ_VDD2_1V8AO: already included in VIN_SYS_5V0 (NVIDIA's AGX Orin "
+            "rail notes)") in out
+    # the fixture tree has the INA3221 hwmon files: the reader opens and reads the three rails
+    hwmon = next(ln for ln in out.splitlines() if "ina3221_hwmon:" in ln)
+    assert hwmon.strip().startswith("ok  ") and "covers module_rails" in hwmon
+
+
+def test_detect_json_rails_on_thor(root, tools, capsys):
+    root("jetson-agx-thor")
+    assert main(["devices", "--detect", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["profile"] == "jetson-agx-thor"
+    assert rep["rails"]["summed"] == ["VIN"]
+    assert [r["rail"] for r in rep["rails"]["left_out"]] == ["VDD_GPU", "VDD_CPU_SOC_MSS",
+                                                             "VIN_SYS_5V0"]
+    assert rep["fallback"] == "ina3221_hwmon"
+
+
+def test_detect_has_no_rails_for_boards_without_a_rail_rule(root, tools, capsys):
+    root("raspberry-pi-5")
+    tools.output("vcgencmd", "throttled=0x0\n")
+    main(["devices", "--detect", "--json"])
+    assert json.loads(capsys.readouterr().out)["rails"] is None

@@ -18,6 +18,8 @@ SAMSUNG_PROPS = {"ro.product.manufacturer": "samsung", "ro.product.model": "SM-S
 
 @pytest.mark.parametrize("tree_name, expected", [
     ("jetson-orin-nano", "jetson-orin-nano"),
+    ("jetson-orin-nx", "jetson-orin-nx"),
+    ("jetson-agx-thor", "jetson-agx-thor"),
     ("jetson-agx-orin", "jetson-agx-orin"),
     ("jetson-nano", "jetson-nano"),
     ("raspberry-pi-5", "raspberry-pi-5"),
@@ -150,3 +152,26 @@ def test_tools_of_profiles_that_already_failed_are_not_run(root, tools, tmp_path
     tools.script("sysctl", f"printf x > '{marker}'\nprintf 'Apple M2\\n'")
     assert devices.detect().profile == "laptop-x86-intel"
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("sku, expected", [
+    ("p3767-0000", "jetson-orin-nx"), ("p3767-0001", "jetson-orin-nx"),
+    ("p3767-0003", "jetson-orin-nano"), ("p3767-0004", "jetson-orin-nano"),
+    ("p3767-0005", "jetson-orin-nano"),
+])
+def test_p3767_family_rule_names_the_module_on_a_third_party_carrier(tree, tools, sku, expected):
+    root = tree("jetson-orin-nx")
+    (root / "proc/device-tree/model").write_bytes(b"Seeed reComputer J4012\0")
+    (root / "proc/device-tree/compatible").write_bytes(
+        f"nvidia,p3509-0000+{sku}\0nvidia,{sku}\0nvidia,tegra234\0".encode())
+    det = devices.detect()
+    assert det.profile == expected
+    assert not {"jetson-orin-nx", "jetson-orin-nano"} - {expected} & {c.name for c in det.candidates}
+
+
+def test_orin_nx_devkit_model_is_not_an_orin_nano(root, tools):
+    root("jetson-orin-nx")
+    det = devices.detect()
+    assert det.profile == "jetson-orin-nx"
+    assert "jetson-orin-nano" not in [c.name for c in det.candidates]
+    assert any("Orin NX Engineering Reference Developer Kit" in e for e in det.evidence)

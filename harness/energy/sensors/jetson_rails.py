@@ -64,9 +64,13 @@ BOARDS: tuple[Board, ...] = (
           "the three INA3221 rails are module rails inside it (tegrastats JetPack 7 lines)",
           input_rail=True),
     Board("Jetson Nano", ("jetson-nano",), frozenset({"POM_5V_IN"}), ("POM_5V_IN",),
-          {}, "module_input", _FORUM_NANO, input_rail=True),
+          {"POM_5V_GPU": "inside POM_5V_IN (the module input)",
+           "POM_5V_CPU": "inside POM_5V_IN (the module input)"},
+          "module_input", _FORUM_NANO, input_rail=True),
     Board("Jetson with a VDD_IN input rail (TX2, Xavier NX, Orin NX, Orin Nano)",
-          ("jetson-orin-nano", "jetson-orin-nx"), frozenset({"VDD_IN"}), ("VDD_IN",), {},
+          ("jetson-orin-nano", "jetson-orin-nx"), frozenset({"VDD_IN"}), ("VDD_IN",),
+          {"VDD_CPU_GPU_CV": "inside VDD_IN (the module input)",
+           "VDD_SOC": "inside VDD_IN (the module input)"},
           "module_input",
           "NVIDIA Jetson Linux developer guide, power monitors: VDD_IN is the module's total input "
           "(Orin NX/Nano in1 = VDD_IN, in2 VDD_CPU_GPU_CV, in3 VDD_SOC)", input_rail=True),
@@ -138,9 +142,11 @@ def choose(labels: list[str]) -> RailPlan:
                     board.source)
 
 
-def plan_for_profile(profile: str) -> Board | None:
-    """The documented rule for a device profile (for `devices --detect` before any sensor opens)."""
+def plan_for_profile(profile: str) -> RailPlan | None:
+    """The documented rule for a device profile (for `devices --detect`, before any sensor opens:
+    the rails it sums and the known rails it leaves out, with the reason)."""
     for board in BOARDS:
         if profile in board.profiles:
-            return board
+            return RailPlan(board.name, board.summed, tuple(board.inside.items()),
+                            board.coverage, board.source)
     return None
