@@ -186,3 +186,75 @@ def _nice_step(raw: float) -> float:
         return 1.0
     mag = 10 ** math.floor(math.log10(raw))
     return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+
+
+SERIES_COLOURS = ("#1f5fa8", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d",
+                  "#666666")
+
+
+def threads_svg(series: list[dict[str, Any]], metric: str, title: str) -> str:
+    """`metric` against the thread count, one line per configuration, drawn as plain SVG.
+
+    series: [{"label": str, "points": [{"x": threads, "y": v, "low": lo|None, "high": hi|None,
+    "ring": bool}]}] in record units (SI); shown in the metric's display unit. A ringed point is
+    the one the caller wants noticed (the fastest, or the least energy per token). Plain SVG like
+    `trace_svg`: no matplotlib needed, deterministic, and nothing is fetched.
+    """
+    spec = SPECS[metric]
+    pts = [p for s in series for p in s["points"] if p.get("y") is not None]
+    if not pts:
+        return f'<p class="muted">{_attr(title)}: no figures</p>'
+    w, left, right, top, plot_h, bottom = 520.0, 52.0, 12.0, 22.0, 170.0, 34.0
+    legend_h = 14.0 * len(series) + 4
+    h = top + plot_h + bottom + legend_h
+    xs = sorted({p["x"] for p in pts})
+    x_lo, x_hi = xs[0], xs[-1]
+    span = max(x_hi - x_lo, 1)
+    y_max = max(_val(spec, p["high"] if p.get("high") is not None else p["y"]) for p in pts)
+    step = _nice_step(max(y_max, 1e-12) / 4)
+    y_top = step * (int(y_max / step) + 1)
+    sx = lambda x: left + (w - left - right) * (0.06 + 0.88 * (x - x_lo) / span)  # noqa: E731
+    sy = lambda v: top + plot_h * (1 - v / y_top)  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0f} {h:.0f}" role="img" '
+           f'aria-label="{_attr(title)}" font-size="10" font-family="sans-serif">',
+           f'<text x="{left}" y="12" font-size="11">{_attr(title)}</text>']
+    for i in range(int(y_top / step) + 1):
+        y = sy(i * step)
+        out.append(f'<line x1="{left}" x2="{w - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e0e0e0"/>'
+                   f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{i * step:g}</text>')
+    for x in xs:
+        out.append(f'<text x="{sx(x):.1f}" y="{top + plot_h + 13:.1f}" text-anchor="middle">{x:g}</text>')
+    arrow = "↓ better" if spec.lower_is_better else "↑ better"
+    out.append(f'<text x="{left + (w - left - right) / 2:.0f}" y="{top + plot_h + 27:.1f}" '
+               f'text-anchor="middle">threads</text>'
+               f'<text x="12" y="{top + plot_h / 2:.0f}" transform="rotate(-90 12 {top + plot_h / 2:.0f})" '
+               f'text-anchor="middle">{_attr(f"{spec.label} ({spec.unit}) {arrow}")}</text>')
+    for i, s in enumerate(series):
+        out.append(_series_svg(s, SERIES_COLOURS[i % len(SERIES_COLOURS)], spec, sx, sy))
+        ly = top + plot_h + bottom + 14.0 * i + 8
+        colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
+        out.append(f'<line x1="{left}" x2="{left + 18}" y1="{ly:.1f}" y2="{ly:.1f}" stroke="{colour}" '
+                   f'stroke-width="2"/><text x="{left + 24}" y="{ly + 3.5:.1f}">{_attr(s["label"])}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _series_svg(s: dict[str, Any], colour: str, spec: MetricSpec, sx: Any, sy: Any) -> str:
+    """One configuration's line, its 95% intervals and its points (exact value on hover)."""
+    pts = sorted((p for p in s["points"] if p.get("y") is not None), key=lambda p: p["x"])
+    out = []
+    if len(pts) > 1:
+        line = " ".join(f"{sx(p['x']):.1f},{sy(_val(spec, p['y'])):.1f}" for p in pts)
+        out.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+    for p in pts:
+        x, y = sx(p["x"]), sy(_val(spec, p["y"]))
+        if p.get("low") is not None and p.get("high") is not None:
+            out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(_val(spec, p["low"])):.1f}" '
+                       f'y2="{sy(_val(spec, p["high"])):.1f}" stroke="{colour}" stroke-opacity="0.5"/>')
+        if p.get("ring"):
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6.5" fill="none" stroke="{colour}" '
+                       'stroke-width="1.2"/>')
+        tip = f"{s['label']}: {p['x']:g} threads, {_val(spec, p['y']):.4g} {spec.unit}"
+        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{_attr(tip)}'
+                   "</title></circle>")
+    return "".join(out)

@@ -10,13 +10,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from . import charts
 from .metrics import SPECS, fmt_ci, fmt_number, fmt_value, header
 from .tables import (PARETO_VIEWS, Constraints, DeviceKey, ResultsTable, Row, best_per_device,
-                     config_label, configurations, paired_tests, pareto_points, relpath)
+                     cell_settings_text, config_label, configurations, llama_bench_rows,
+                     paired_tests, pareto_points, relpath, threads_phrase, threads_sweeps,
+                     threads_text,
+                     workload_text)
 
 DEVICE_COLUMNS = ("energy_per_decode_token_j", "tokens_per_j", "decode_tokens_per_s", "ttft_s",
                   "peak_rss_bytes", "hallucination_rate", "accuracy")
@@ -24,6 +28,7 @@ QUALITY_COLUMNS = ("hallucination_rate", "accuracy", "abstention_rate",
                    "hallucination_rate_attempted", "mc1", "mc2", "kl_divergence_mean",
                    "top1_agreement", "perplexity_ratio", "token_agreement")
 PIVOT_METRICS = ("energy_per_decode_token_j", "decode_tokens_per_s")
+ROOFLINE = "decode_roofline_fraction"
 
 SORT_JS = """
 document.querySelectorAll('table.sortable').forEach(function (table) {
@@ -117,9 +122,13 @@ def render_html(table: ResultsTable, out_dir: Path, constraints: Constraints,
     """The whole page. Pure: the same table, output folder and options give the same bytes."""
     configs = configurations(table)
     one_model = len({c["model"] for c in configs}) <= 1
+    sweeps = threads_sweeps(configs)
+    bench = llama_bench_rows(configs)
     sections = [
         ("headline", "Best per device", _headline(table, configs, constraints)),
         ("devices", "Devices", _devices(table, configs, one_model)),
+        *([("threads", "Threads", _threads(table, sweeps))] if sweeps else []),
+        *([("llamabench", "llama-bench tests", _llama_bench(bench))] if bench else []),
         ("levels", "By level", _by_level(table, configs)),
         ("quality", "Quality", _quality(table, out_dir, reference_level)),
         ("traces", "Power traces", _traces(table)),
@@ -269,7 +278,7 @@ def _headline(table: ResultsTable, configs: list[Row], constraints: Constraints)
             continue
         lines = [f'<div class="big">{_e(config_label(best, with_runtime=True))}</div>']
         for m in dict.fromkeys((objective, "energy_per_decode_token_j", "decode_tokens_per_s",
-                                "peak_rss_bytes", "hallucination_rate")):
+                                ROOFLINE, "peak_rss_bytes", "hallucination_rate")):
             if best.get(m) is None:
                 continue
             ci = fmt_ci(m, best.get(f"{m}_ci95_low"), best.get(f"{m}_ci95_high"))
@@ -302,14 +311,70 @@ def _devices(table: ResultsTable, configs: list[Row], one_model: bool) -> str:
                 ("power_mode", "Power mode")) if (k, name) not in dims]
         if same:
             parts.append(f'<p class="sub">{_e(" · ".join(same))}</p>')
-        headers = [name for _, name in dims] + [header(m) for m in DEVICE_COLUMNS] + ["Energy", "Flags"]
+        settings = setting_columns(mine)
+        metrics = metric_columns(mine, DEVICE_COLUMNS)
+        headers = [name for _, name in dims] + [name for _, name in settings] \
+            + [header(m) for m in metrics] + ["Energy", "Flags"]
         rows = [[_td(c[k] or "–", c.get("bits_per_weight") if k == "level" else None) for k, _ in dims]
-                + [_td_metric(c, m) for m in DEVICE_COLUMNS]
+                + [_td_setting(c, k) for k, _ in settings]
+                + [_td_metric(c, m) for m in metrics]
                 + [f'<td class="flags">{energy_badge(c)}</td>', f'<td class="flags">{flags(c)}</td>']
                 for c in mine]
         parts.append(_table(headers, rows))
+        parts.append(_cell_warnings(mine))
         parts.append(_outputs(table, dkey))
     return "".join(parts) or "<p>No finished cells.</p>"
+
+
+def setting_columns(rows: list[Row]) -> list[tuple[str, str]]:
+    """(key, header) of the settings worth a column: the speed workload when there is more than
+    one (or a llama-bench test), threads whenever known, batch size and context where they vary."""
+    cols = []
+    if len({r.get("speed_workload") for r in rows}) > 1 or any(r.get("llama_bench_test") for r in rows):
+        cols.append(("speed_workload", "Workload"))
+    if any(r.get("n_threads") is not None for r in rows):
+        cols.append(("n_threads", "Threads"))
+    for k, name in (("n_batch", "Batch size"), ("n_ctx", "Context")):
+        if len({r.get(k) for r in rows}) > 1:
+            cols.append((k, name))
+    return cols
+
+
+def metric_columns(rows: list[Row], base: Sequence[str]) -> list[str]:
+    """`base`, plus prefill speed where a llama-bench pp test ran and the roofline where known."""
+    cols = list(base)
+    if any(r.get("speed_kind") == "llama_bench" and r.get("prefill_tokens_per_s") is not None
+           for r in rows):
+        cols.insert(cols.index("decode_tokens_per_s") + 1, "prefill_tokens_per_s")
+    if any(r.get(ROOFLINE) is not None for r in rows):
+        cols.insert(cols.index("decode_tokens_per_s") + 1, ROOFLINE)
+    return cols
+
+
+def setting_text(c: Row, key: str) -> str:
+    if key == "speed_workload":
+        return workload_text(c) or "–"
+    if key == "n_threads":
+        return threads_text(c) or "–"
+    return "–" if c.get(key) is None else str(c[key])
+
+
+def _td_setting(c: Row, key: str) -> str:
+    if key == "n_threads":
+        src = c.get("threads_source")
+        title = f' title="chosen by: {_e(src)}"' if src else ""
+        return (f'<td class="num" data-sort="{_e(c.get("n_threads") or "")}"{title}>'
+                f"{_e(setting_text(c, key))}</td>")
+    return _td(setting_text(c, key), c.get(key) if key != "speed_workload" else None)
+
+
+def _cell_warnings(rows: list[Row]) -> str:
+    """Warnings the cells recorded (a thread count capped to the host's cores, ...), by row."""
+    items = [f"<li>{_e(config_label(c, with_runtime=True))}: {_e(w)}</li>"
+             for c in rows for w in c.get("warnings") or []]
+    if not items:
+        return ""
+    return f'<div class="box warn"><strong>Cell warnings</strong><ul>{"".join(items)}</ul></div>'
 
 
 def _outputs(table: ResultsTable, dkey: DeviceKey) -> str:
@@ -317,11 +382,13 @@ def _outputs(table: ResultsTable, dkey: DeviceKey) -> str:
     cells = [c for c in table.cells if c["device_key"] == dkey and c.get("output_text") is not None]
     if not cells:
         return ""
-    items = "".join(f"<tr><td>{_e(config_label(c, with_runtime=True))}</td><td>{_e(c['workload'])}</td>"
-                    f"<td class=\"wrap\"><pre>{_e(_clip(c['output_text']))}</pre></td></tr>" for c in cells)
+    items = "".join(f"<tr><td>{_e(config_label(c, with_runtime=True))}</td>"
+                    f"<td>{_e(c['workload'] + cell_settings_text(c))}</td>"
+                    f"<td class=\"wrap\"><pre>{_e(_clip(c['output_text']))}</pre></td>"
+                    f'<td class="flags">{flags(c)}</td></tr>' for c in cells)
     return (f"<details><summary>Generated text ({len(cells)} cells, first repetition)</summary>"
-            "<table><thead><tr><th>Configuration</th><th>Workload</th><th>Output</th></tr></thead>"
-            f"<tbody>{items}</tbody></table></details>")
+            "<table><thead><tr><th>Configuration</th><th>Workload</th><th>Output</th><th>Flags</th>"
+            f"</tr></thead><tbody>{items}</tbody></table></details>")
 
 
 def _clip(text: str, n: int = 600) -> str:
@@ -366,25 +433,179 @@ def _pareto_charts(configs: list[Row], dkey: DeviceKey, one_model: bool) -> str:
     return "".join(figs)
 
 
+def _threads(table: ResultsTable, sweeps: list[Row]) -> str:
+    """Decode speed and energy per token against threads, per device: charts, table, trade-off."""
+    parts = ["<p>Each configuration run at several thread counts (a matrix sweep such as "
+             "<code>runtime: {n_threads: [1, 2, 4]}</code>). Energy per token is often lowest "
+             "below the fastest thread count: the last threads add power faster than speed. "
+             "Ringed points: the fastest (speed chart) and the least energy per token (energy "
+             "chart). Bars are 95% intervals.</p>"]
+    for dkey in table.devices():
+        mine = [s for s in sweeps if s["device_key"] == dkey]
+        if not mine:
+            continue
+        parts.append(f"<h3>{_e(dkey.label())}</h3>")
+        figs = []
+        for metric, ring in (("decode_tokens_per_s", "fastest"),
+                             ("energy_per_decode_token_j", "least_energy")):
+            series = [{"label": s["label"] + (" (emulated)" if s["emulated"] else ""),
+                       "points": [{"x": p["n_threads"], "y": p.get(metric),
+                                   "low": p.get(f"{metric}_ci95_low"),
+                                   "high": p.get(f"{metric}_ci95_high"), "ring": p is s[ring]}
+                                  for p in s["points"]]} for s in mine]
+            title = f"{SPECS[metric].label} vs threads"
+            figs.append(f"<figure>{charts.threads_svg(series, metric, title)}</figure>")
+        parts.append('<div class="charts">' + "".join(figs) + "</div>")
+        parts.append("<ul>" + "".join(f"<li>{_e(s['label'])}: {_e(tradeoff_text(s))}</li>"
+                                      for s in mine) + "</ul>")
+        metrics = [m for m in ("decode_tokens_per_s", "energy_per_decode_token_j", "tokens_per_j",
+                               ROOFLINE, "power_avg_w")
+                   if any(p.get(m) is not None for s in mine for p in s["points"])]
+        headers = ["Configuration", "Threads"] + [header(m) for m in metrics] + ["Note", "Flags"]
+        rows = [[_td(s["label"]), _td_setting(p, "n_threads")] + [_td_metric(p, m) for m in metrics]
+                + [_td(sweep_note(s, p)), f'<td class="flags">{energy_badge(p)}{flags(p)}</td>']
+                for s in mine for p in s["points"]]
+        parts.append(_table(headers, rows))
+    return "".join(parts)
+
+
+def sweep_note(s: Row, p: Row) -> str:
+    notes = (["fastest"] if p is s["fastest"] else []) + \
+        (["least energy per token"] if p is s["least_energy"] else [])
+    return ", ".join(notes)
+
+
+def tradeoff_text(s: Row) -> str:
+    """'fastest at 4 threads (38.3 tok/s, 113 mJ/token); least energy per token at 2 threads
+    (95.0 mJ, 30.1 tok/s): 16% less energy per token for 21% less speed'."""
+    fast, low = s["fastest"], s["least_energy"]
+    d, e = "decode_tokens_per_s", "energy_per_decode_token_j"
+    text = (f"fastest at {threads_phrase(fast)} ({fmt_value(d, fast[d])} tok/s"
+            + (f", {fmt_value(e, fast[e])} mJ/token)" if fast.get(e) is not None else ")"))
+    if low is None:
+        return text + "; no energy figure"
+    if low is fast:
+        return text + "; also the least energy per token"
+    saved = 1 - low[e] / fast[e] if fast.get(e) else None
+    slower = 1 - low[d] / fast[d] if fast[d] else None
+    text += (f"; least energy per token at {threads_phrase(low)} ({fmt_value(e, low[e])} "
+             f"mJ, {fmt_value(d, low[d])} tok/s)")
+    if saved is not None and slower is not None:
+        text += f": {saved * 100:.0f}% less energy per token for {slower * 100:.0f}% less speed"
+    return text
+
+
+def _llama_bench(bench: list[Row]) -> str:
+    """llama_bench cells as llama-bench prints them: one row per test and thread count, t/s as
+    mean ± standard deviation over repetitions, beside the energy per token of that phase."""
+    headers = ["Device", "Model", "Size", "Runtime", "Threads", "Test", "t/s",
+               "Energy / token (mJ)", "Roofline (decode) (% of bound)", "Energy", "Flags"]
+    rows = []
+    for b in bench:
+        c = b["config"]
+        ts = b["t_per_s"]
+        text = "–" if ts is None else f"{ts:.2f}" + (
+            f" ± {b['t_per_s_stdev']:.2f}" if b.get("t_per_s_stdev") is not None else "")
+        rows.append([_td(c["device_key"].label()), _td(f"{c['model']} {c['level']}"),
+                     _td(size_text(c.get("model_size_bytes")), c.get("model_size_bytes")),
+                     _td(c["runtime"]), _td_setting(c, "n_threads"), _td(b["test"]),
+                     f'<td class="num" data-sort="{_e(ts if ts is not None else "")}">{_e(text)}</td>',
+                     _td_metric(c, b["energy_metric"]), _td_metric(c, ROOFLINE),
+                     f'<td class="flags">{energy_badge(c)}</td>', f'<td class="flags">{flags(c)}</td>'])
+    return ("<p>The <code>llama_bench</code> workload reproduces llama-bench's tests: "
+            "<code>ppN</code> is prompt processing of N tokens (prefill tok/s), <code>tgN</code> "
+            "is generation of N tokens (decode tok/s); t/s is mean ± standard deviation over "
+            "repetitions, as llama-bench prints it, so these rows sit beside the llama-bench "
+            "tables published per device.</p>" + _table(headers, rows))
+
+
+def size_text(n: Any) -> str:
+    """Model file size the way llama-bench prints it (MiB below 1 GiB, else GiB)."""
+    if not isinstance(n, (int, float)):
+        return "–"
+    return f"{n / 2**20:.2f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
+
+
 def _by_level(table: ResultsTable, configs: list[Row]) -> str:
+    """One pivot per metric: a row per model, level, speed workload and swept setting, a column
+    per device; each figure says the threads it ran with and carries the emulated badge."""
     devices = [d for d in table.devices() if any(c["device_key"] == d for c in configs)]
+    keyed = _pivot_keys(configs)
+    show_workload = len({c.get("speed_workload") for c in configs}) > 1 or \
+        any(c.get("llama_bench_test") for c in configs)
+    show_settings = any(k[-1] for k, _ in keyed)
     parts = []
     for m in PIVOT_METRICS:
         grid: dict[tuple, dict[DeviceKey, Row]] = {}
-        for c in configs:
-            grid.setdefault((c["model"], c["level"], c["runtime"], c.get("bits_per_weight")),
-                            {})[c["device_key"]] = c
-        headers = ["Model", "Level", "Runtime"] + [d.label() for d in devices]
+        for key, c in keyed:
+            if c.get(m) is not None:
+                grid.setdefault(key, {})[c["device_key"]] = c
+        if not grid:
+            continue
+        headers = ["Model", "Level", "Runtime"] + (["Workload"] if show_workload else []) \
+            + (["Settings"] if show_settings else []) + [d.label() for d in devices]
         rows = []
-        for (model, level, runtime, bpw), by_dev in sorted(
-                grid.items(), key=lambda kv: (str(kv[0][0]), -(kv[0][3] or -1), str(kv[0][1]))):
-            cells = []
-            for d in devices:
-                c = by_dev.get(d)
-                cells.append(_td_metric(c, m) if c else '<td class="num" data-sort="">–</td>')
-            rows.append([_td(model), _td(level, bpw), _td(runtime)] + cells)
+        for key, by_dev in sorted(grid.items(), key=lambda kv: _pivot_order(kv[0])):
+            c0 = next(iter(by_dev.values()))
+            cells = [_td_pivot(by_dev.get(d), m) for d in devices]
+            rows.append([_td(c0["model"]), _td(c0["level"], c0.get("bits_per_weight")),
+                         _td(c0["runtime"])] + ([_td(workload_text(c0) or "–")] if show_workload else [])
+                        + ([_td(key[-1] or "–")] if show_settings else []) + cells)
         parts.append(f"<h3>{_e(header(m))} per level and device</h3>" + _table(headers, rows))
     return "".join(parts) or "<p>No finished cells.</p>"
+
+
+def _pivot_keys(configs: list[Row]) -> list[tuple[tuple, Row]]:
+    """(row key, configuration): the key is model, level, runtime, workload and the settings the
+    matrix swept (device-independent: the default thread count differs per device). Where a
+    device still has two configurations under one key (two power modes, two runs' defaults),
+    that key also gets what tells them apart, so no figure is dropped."""
+    def base(c: Row) -> tuple:
+        return (c["model"], c["level"], c["runtime"], c.get("bits_per_weight"),
+                c.get("speed_workload"), c.get("llama_bench_test"), _swept_values(c))
+    seen: dict[tuple, set] = {}
+    clash = set()
+    for c in configs:
+        k, d = base(c), c["device_key"]
+        if d in seen.setdefault(k, set()):
+            clash.add(k)
+        seen[k].add(d)
+    out = []
+    for c in configs:
+        k = base(c)
+        text = ", ".join(f"{n}={v}" for n, v in k[-1])
+        if k in clash:
+            extra = [f"[{c['power_mode']}]" if c.get("power_mode") else "",
+                     threads_phrase(c),
+                     f"batch {c['n_batch']}" if c.get("n_batch") is not None else "",
+                     f"ctx {c['n_ctx']}" if c.get("n_ctx") is not None else ""]
+            text = " · ".join(x for x in [text] + extra if x)
+        out.append((k + (text,), c))
+    return out
+
+
+def _swept_values(c: Row) -> tuple:
+    return tuple(sorted((str(k), v if isinstance(v, (int, float, str)) else json.dumps(v))
+                        for k, v in (c.get("swept_settings") or {}).items()))
+
+
+def _pivot_order(key: tuple) -> tuple:
+    model, level, runtime, bpw, workload, test, swept, text = key
+    return (str(model), -(bpw if isinstance(bpw, (int, float)) else -1), str(level), str(runtime),
+            str(workload), str(test), [(n, v if isinstance(v, (int, float)) else 0, str(v))
+                                       for n, v in swept], text)
+
+
+def _td_pivot(c: Row | None, m: str) -> str:
+    """A pivot figure: the metric and its interval, the threads it ran with, the emulated badge."""
+    if c is None:
+        return '<td class="num" data-sort="">–</td>'
+    td = _td_metric(c, m)
+    extra = f'<span class="ci">{_e(threads_phrase(c))}</span>' if threads_phrase(c) else ""
+    if c.get("emulated"):
+        extra += ('<span class="badge flag" title="device profile emulated on other hardware">'
+                  "emulated</span>")
+    return td[:-len("</td>")] + extra + "</td>"
 
 
 def _quality(table: ResultsTable, out_dir: Path, reference_level: str | None) -> str:
@@ -402,7 +623,8 @@ def _quality(table: ResultsTable, out_dir: Path, reference_level: str | None) ->
             href = relpath(detail.samples_path, out_dir)
             link = f'<a href="{_e(href)}">{_e(Path(href).name)}</a>'
         rows.append([_td(c["device_key"].label()), _td(c["model"]),
-                     _td(c["level"], c.get("bits_per_weight")), _td(c["workload"]),
+                     _td(c["level"], c.get("bits_per_weight")),
+                     _td(c["workload"] + cell_settings_text(c)),
                      _td(_count(c.get("n_items")), c.get("n_items"))]
                     + [_td_metric(c, m) for m in cols] + [f"<td>{flags(c)}</td>", f"<td>{link}</td>"])
     parts = ["<p>Rates over all items with 95% Wilson intervals (per item); the audit file holds "
@@ -421,14 +643,16 @@ def _paired(table: ResultsTable, reference_level: str | None) -> str:
         return ""
     headers = ["Device", "Model", "Workload", "Reference", "Level", "Paired items",
                "Accuracy ref (%)", "Accuracy level (%)", "Difference (pp) [95% CI]",
-               "Right only at ref", "Right only at level", "McNemar p"]
+               "Right only at ref", "Right only at level", "McNemar p", "Flags"]
     rows = []
     for t in tests:
         r = t["result"]
-        base = [_td(t["device_key"].label()), _td(t["model"]), _td(t["workload"]),
+        workload = t["workload"] + (f" · {t['settings']}" if t.get("settings") else "")
+        base = [_td(t["device_key"].label()), _td(t["model"]), _td(workload),
                 _td(t["reference"]), _td(t["level"])]
+        badge = f'<td class="flags">{flags({"emulated": t.get("emulated")})}</td>'
         if r is None:
-            rows.append(base + [f'<td colspan="7">not comparable: {_e(t["error"])}</td>'])
+            rows.append(base + [f'<td colspan="7">not comparable: {_e(t["error"])}</td>', badge])
             continue
         ci = ("" if r.difference_ci95_low is None else
               f" [{r.difference_ci95_low * 100:.1f}, {r.difference_ci95_high * 100:.1f}]")
@@ -436,7 +660,7 @@ def _paired(table: ResultsTable, reference_level: str | None) -> str:
                             _td(fmt_number(r.rate_b * 100), r.rate_b),
                             _td(f"{r.difference * 100:+.1f}{ci}", r.difference),
                             _td(r.a_only, r.a_only), _td(r.b_only, r.b_only),
-                            _td(f"{r.mcnemar_p:.3g}", r.mcnemar_p)])
+                            _td(f"{r.mcnemar_p:.3g}", r.mcnemar_p), badge])
     return ("<h3>Paired tests against the reference level</h3><p>Same items answered by both "
             "levels; McNemar's exact test on per-item correctness; difference = reference minus "
             "level.</p>" + _table(headers, rows))
@@ -453,7 +677,7 @@ def _excerpts(table: ResultsTable, qcells: list[Row]) -> str:
             f"<td class=\"wrap\"><pre>{_e(x['output'])}</pre></td><td class=\"wrap\">{_e(x['reference'])}</td></tr>" for x in detail.excerpt)
         parts.append(
             f"<details><summary>{_e(c['device_key'].label())} · {_e(config_label(c))} · "
-            f"{_e(c['workload'])}: {detail.n_hallucinated} hallucinated (first "
+            f"{_e(c['workload'] + cell_settings_text(c))}: {detail.n_hallucinated} hallucinated (first "
             f"{len(detail.excerpt)} shown)</summary><table><thead><tr><th>Item</th><th>Question</th>"
             f"<th>Model answer</th><th>Reference</th></tr></thead><tbody>{items}</tbody></table></details>")
     return ("<h3>Hallucinated answers (excerpt)</h3>" + "".join(parts)) if parts else ""
@@ -476,7 +700,7 @@ def _traces(table: ResultsTable) -> str:
         for k, c in cells:
             tr = table.traces[k]
             shown = sum(len(s["t_s"]) for s in tr.segments)
-            label = f"{config_label(c, with_runtime=True)} / {c['workload']}"
+            label = f"{config_label(c, with_runtime=True)} / {c['workload']}{cell_settings_text(c)}"
             figs.append(f'<div class="trace"><h4>{_e(label)}</h4><p>{energy_badge(c)}{flags(c)} '
                         f"{tr.n_raw} samples, {shown} plotted</p>{charts.trace_svg(tr.segments, label)}</div>")
         parts.append(f"<details><summary>{_e(dkey.label())}: {len(cells)} cell(s)</summary>"

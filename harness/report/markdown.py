@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import html
 
-from .html import energy_text, flags_text
+from .html import (energy_text, flags_text, metric_columns, setting_columns, setting_text,
+                   size_text, tradeoff_text, sweep_note)
 from .metrics import SPECS, fmt_ci, fmt_value
-from .tables import Constraints, ResultsTable, best_per_device, config_label, configurations
+from .tables import (Constraints, ResultsTable, Row, best_per_device, config_label, configurations,
+                     llama_bench_rows, threads_sweeps, threads_text)
 
 MD_COLUMNS = ("energy_per_decode_token_j", "decode_tokens_per_s", "peak_rss_bytes",
               "hallucination_rate", "accuracy")
@@ -27,14 +29,38 @@ def _metric(row: dict, name: str) -> str:
     return f"{fmt_value(name, v)} {ci}".strip()
 
 
+def _flags(row: Row) -> str:
+    return md(", ".join(flags_text(row)))
+
+
 def render_markdown(table: ResultsTable, constraints: Constraints, html_name: str) -> str:
     """Pure: the same table and options give the same text."""
     configs = configurations(table)
     out = ["## edgebench report", "",
            f"{len(table.runs)} run(s): {md(', '.join(r['run_id'] for r in table.runs))}; "
            f"{len(table.cells)} finished cells, {len(table.failures)} failed. "
-           f"Full report: `{md(html_name)}`.", "",
-           f"**Best per device** ({md(constraints.describe())}):", ""]
+           f"Full report: `{md(html_name)}`.", ""]
+    out += _best(configs, constraints)
+    out += _summary_table(configs)
+    out += _threads(configs)
+    out += _llama_bench(configs)
+    if table.failures:
+        out += ["", f"**Failed cells ({len(table.failures)})**", ""]
+        out += [f"- {md(f['device_key'].label())}: {md(config_label(f, with_runtime=True))} / "
+                f"{md(f['workload'])}: {md(f.get('failure_kind'))}: {md(f.get('reason'))}"
+                for f in table.failures]
+    cell_warnings = [f"{c['device_key'].label()}: {config_label(c, with_runtime=True)}: {w}"
+                     for c in configs for w in c.get("warnings") or []]
+    if table.warnings or cell_warnings:
+        out += ["", f"**Warnings ({len(table.warnings) + len(cell_warnings)})**", ""]
+        out += [f"- {md(w)}" for w in table.warnings + cell_warnings]
+    out.append("")
+    out.append("Intervals are 95% (Student-t over repetitions; Wilson over items for rates).")
+    return "\n".join(out) + "\n"
+
+
+def _best(configs: list[Row], constraints: Constraints) -> list[str]:
+    out = [f"**Best per device** ({md(constraints.describe())}):", ""]
     best_rows = best_per_device(configs, constraints)
     if not best_rows:
         out.append("- no finished cells")
@@ -50,21 +76,60 @@ def render_markdown(table: ResultsTable, constraints: Constraints, html_name: st
         out.append(f"- {md(b['device_key'].label())}: **{md(config_label(best, with_runtime=True))}**"
                    f": {md(SPECS[m].label)} {md(_metric(best, m))} {md(SPECS[m].unit)}, energy "
                    f"{md(energy_text(best))}" + (f" ({md(extra)})" if extra else ""))
-    out += ["", "| Device | Configuration | " + " | ".join(
-        f"{SPECS[m].label} ({SPECS[m].unit})" for m in MD_COLUMNS) + " | Energy | Flags |",
-        "|" + "---|" * (len(MD_COLUMNS) + 4)]
+    return out
+
+
+def _summary_table(configs: list[Row]) -> list[str]:
+    """One row per configuration, setting and speed workload; settings columns only where known."""
+    settings = setting_columns(configs)
+    metrics = metric_columns(configs, MD_COLUMNS)
+    heads = ["Device", "Configuration"] + [name for _, name in settings] \
+        + [f"{SPECS[m].label} ({SPECS[m].unit})" for m in metrics] + ["Energy", "Flags"]
+    out = ["", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for c in configs:
-        out.append(f"| {md(c['device_key'].label())} | {md(config_label(c, with_runtime=True))} | "
-                   + " | ".join(md(_metric(c, m)) for m in MD_COLUMNS)
-                   + f" | {md(energy_text(c))} | {md(', '.join(flags_text(c)))} |")
-    if table.failures:
-        out += ["", f"**Failed cells ({len(table.failures)})**", ""]
-        out += [f"- {md(f['device_key'].label())}: {md(config_label(f, with_runtime=True))} / "
-                f"{md(f['workload'])}: {md(f.get('failure_kind'))}: {md(f.get('reason'))}"
-                for f in table.failures]
-    if table.warnings:
-        out += ["", f"**Warnings ({len(table.warnings)})**", ""]
-        out += [f"- {md(w)}" for w in table.warnings]
-    out.append("")
-    out.append("Intervals are 95% (Student-t over repetitions; Wilson over items for rates).")
-    return "\n".join(out) + "\n"
+        out.append(f"| {md(c['device_key'].label())} | "
+                   f"{md(config_label(c, with_runtime=True, with_variant=not settings))} | "
+                   + "".join(f"{md(setting_text(c, k))} | " for k, _ in settings)
+                   + " | ".join(md(_metric(c, m)) for m in metrics)
+                   + f" | {md(energy_text(c))} | {_flags(c)} |")
+    return out
+
+
+def _threads(configs: list[Row]) -> list[str]:
+    """Decode tok/s and J/token by thread count, per device and configuration, with the trade-off."""
+    sweeps = threads_sweeps(configs)
+    if not sweeps:
+        return []
+    d, e, r = "decode_tokens_per_s", "energy_per_decode_token_j", "decode_roofline_fraction"
+    out = ["", "**Threads sweep** (decode speed and energy per token by thread count):", ""]
+    out += [f"- {md(s['device_key'].label())}: {md(s['label'])}: {md(tradeoff_text(s))}"
+            for s in sweeps]
+    out += ["", f"| Device | Configuration | Threads | {SPECS[d].label} ({SPECS[d].unit}) | "
+                f"{SPECS[e].label} ({SPECS[e].unit}) | {SPECS[r].label} ({SPECS[r].unit}) | Note | Flags |",
+            "|---|---|---|---|---|---|---|---|"]
+    for s in sweeps:
+        for p in s["points"]:
+            out.append(f"| {md(s['device_key'].label())} | {md(s['label'])} | {md(threads_text(p))} | "
+                       f"{md(_metric(p, d))} | {md(_metric(p, e))} | {md(_metric(p, r))} | "
+                       f"{md(sweep_note(s, p))} | {_flags(p)} |")
+    return out
+
+
+def _llama_bench(configs: list[Row]) -> list[str]:
+    """llama_bench cells laid out like llama-bench's own Markdown table, plus energy."""
+    rows = llama_bench_rows(configs)
+    if not rows:
+        return []
+    out = ["", "**llama-bench tests** (t/s: mean ± standard deviation over repetitions, as "
+               "llama-bench prints it):", "",
+           "| Device | model | size | backend | threads | test | t/s | Energy / token (mJ) | Flags |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for b in rows:
+        c, ts = b["config"], b["t_per_s"]
+        text = "–" if ts is None else f"{ts:.2f}" + (
+            f" ± {b['t_per_s_stdev']:.2f}" if b.get("t_per_s_stdev") is not None else "")
+        out.append(f"| {md(c['device_key'].label())} | {md(c['model'])} {md(c['level'])} | "
+                   f"{md(size_text(c.get('model_size_bytes')))} | {md(c['runtime'])} | "
+                   f"{md(threads_text(c) or '–')} | {md(b['test'])} | {md(text)} | "
+                   f"{md(_metric(c, b['energy_metric']))} | {_flags(c)} |")
+    return out

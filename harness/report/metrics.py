@@ -30,6 +30,9 @@ _SPECS = [
     MetricSpec("co2e_g", "Carbon", "mg CO2e", 1e3, True),
     MetricSpec("decode_tokens_per_s", "Decode speed", "tok/s", 1.0, False),
     MetricSpec("prefill_tokens_per_s", "Prefill speed", "tok/s", 1.0, False),
+    # decode tok/s x bytes read per token / measured memory bandwidth: 62 means 62 % of the
+    # memory-bandwidth bound (100 is the most decode can reach, whatever the thread count)
+    MetricSpec("decode_roofline_fraction", "Roofline (decode)", "% of bound", 100.0, False),
     MetricSpec("ttft_s", "Time to first token", "ms", 1e3, True),
     MetricSpec("e2e_latency_s", "End-to-end latency", "s", 1.0, True),
     MetricSpec("load_time_s", "Load time", "s", 1.0, True),

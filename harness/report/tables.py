@@ -5,9 +5,12 @@ Reading (`load_results`) is the only part that touches files, and it reads runs 
 Markdown and the CSV are reproducible from the same table and testable without a device.
 
 A *cell* row is one finished cell (one workload). A *configuration* is what a user deploys:
-model x level x runtime on a device in a power mode; its row joins the speed/energy figures of
-the generation workload with the quality figures of the quality workload, because the two are
-measured by different workloads of the same configuration.
+model x level x runtime on a device in a power mode, run with given runtime settings (the
+threads, batch threads, batch size and context actually used, and the settings the matrix swept).
+Its rows join the speed/energy figures of each speed workload (generation, llama_bench) with the
+quality figures of the quality workloads of the same configuration and settings, because the two
+are measured by different workloads. One row per speed workload and setting, like llama-bench's
+one row per test and thread count: a sweep or a second generation workload never collapses.
 """
 from __future__ import annotations
 
@@ -244,7 +247,9 @@ def _dims(run_id: str, dkey: DeviceKey, rec: Row) -> Row:
     return {"run_id": run_id, "device_key": dkey, "device": dkey.profile, "host": dkey.hostname,
             "cell_id": rec["cell_id"], "model": rec.get("model"), "level": rec.get("level"),
             "runtime": rec.get("runtime"), "power_mode": rec.get("power_mode"),
-            "workload": rec.get("workload"), "workload_kind": rec.get("workload_kind")}
+            "workload": rec.get("workload"), "workload_kind": rec.get("workload_kind"),
+            **{k: rec.get(k) for k in SETTING_FIELDS},
+            "swept_settings": dict(rec.get("swept_settings") or {})}
 
 
 def cell_row(run_id: str, dkey: DeviceKey, summary: Row, reps: list[Row]) -> Row:
@@ -259,6 +264,9 @@ def cell_row(run_id: str, dkey: DeviceKey, summary: Row, reps: list[Row]) -> Row
               "quant_type", "source_quant_type", "bits_per_weight", "model_size_bytes"):
         row[k] = summary.get(k, first.get(k))
     row["workload_kind"] = row["workload_kind"] or first.get("workload_kind")
+    for k in SETTING_FIELDS + CARRIED_FIELDS:  # absent in runs before these fields: None
+        row[k] = summary.get(k, first.get(k))
+    row["swept_settings"] = dict(summary.get("swept_settings") or first.get("swept_settings") or {})
     row["throttled_reason"] = summary.get("throttled_reason")
     row["warmup"] = summary.get("warmup")
     if row["source_quant_type"] == row["quant_type"]:  # the source level itself, used as is
@@ -266,7 +274,8 @@ def cell_row(run_id: str, dkey: DeviceKey, summary: Row, reps: list[Row]) -> Row
     row["energy_model"] = summary.get("energy_model") or first.get("energy_model")
     row["n_repetitions"] = summary.get("n_repetitions", len(reps))
     row["unstable"] = list(summary.get("unstable") or [])
-    row["warnings"] = list(summary.get("warnings") or [])
+    row["warnings"] = list(dict.fromkeys([str(w) for w in summary.get("warnings") or []]
+                                         + [str(w) for r in reps for w in r.get("warnings") or []]))
     row["throttled"] = bool(row["throttled"]) or any(r.get("throttled") for r in reps)
     row["emulated"] = bool(row["emulated"]) or any(r.get("emulated") for r in reps)
     invalid = sorted({str(r.get("energy_invalid_reason") or "no reason given")
@@ -279,6 +288,8 @@ def cell_row(run_id: str, dkey: DeviceKey, summary: Row, reps: list[Row]) -> Row
     for name, m in metrics.items():
         if name.endswith(("_ci95_low", "_ci95_high")) or not isinstance(m, dict):
             continue
+        if name in SETTING_FIELDS + CARRIED_FIELDS and row.get(name) is not None:
+            continue  # a setting summarised as a metric by mistake: the top-level value stands
         row[name] = m.get("mean")
         row[f"{name}_n"] = m.get("n")
         row[f"{name}_stdev"] = m.get("stdev")
@@ -308,7 +319,7 @@ def _latest_per_cell(cells: list[Row]) -> tuple[list[Row], list[str]]:
     for c in cells:  # runs are in creation order
         k = _config_key(c) + (c["workload"],)
         if k in latest:
-            warnings.append(f"{c['model']} {c['level']} / {c['workload']} on "
+            warnings.append(f"{c['model']} {c['level']} / {c['workload']}{cell_settings_text(c)} on "
                             f"{c['device_key'].label()} is in runs {latest[k]['run_id']} and "
                             f"{c['run_id']}; the later run ({c['run_id']}) is shown")
         latest[k] = c
@@ -448,56 +459,164 @@ def quality_detail(path: Path | None, samples: list[Row]) -> QualityDetail:
 # Configurations, best choice, Pareto
 
 
+SETTING_FIELDS = ("n_threads", "n_threads_batch", "n_batch", "n_ctx")  # what the runtime used
+CARRIED_FIELDS = ("threads_source", "memory_bandwidth_bytes_per_s", "decode_bytes_per_token",
+                  "llama_bench_test")
+SPEED_KINDS = ("generation", "llama_bench")  # workloads whose figures are speed and energy
+
+
+def settings_key(c: Row) -> tuple:
+    """The settings part of a configuration's identity: what ran, and what the matrix swept.
+
+    Both count: a matrix asking for 4 threads on a 2-core host runs 2 (capped, with a warning),
+    and that cell must not merge with the one that asked for 2.
+    """
+    swept = c.get("swept_settings") or {}
+    return tuple(c.get(k) for k in SETTING_FIELDS) + (
+        tuple(sorted((str(k), json.dumps(v, sort_keys=True)) for k, v in swept.items())),)
+
+
 def _config_key(c: Row) -> tuple:
-    return (c["device_key"], c["model"], c["level"], c["runtime"], c["power_mode"])
+    return (c["device_key"], c["model"], c["level"], c["runtime"], c["power_mode"]) + settings_key(c)
+
+
+def threads_text(c: Row) -> str:
+    """'4', '4/8' (decode/batch threads when they differ), '2 (asked 4)' when capped; '' if unknown."""
+    n, nb = c.get("n_threads"), c.get("n_threads_batch")
+    if n is None:
+        return ""
+    text = f"{n}/{nb}" if nb is not None and nb != n else f"{n}"
+    asked = (c.get("swept_settings") or {}).get("n_threads")
+    if asked is not None and asked != n:
+        text += f" (asked {asked})"
+    return text
+
+
+def threads_phrase(c: Row) -> str:
+    """'1 thread', '4 threads', '4 threads (8 for batches)', '2 threads (asked 4)'; '' if unknown."""
+    n, nb = c.get("n_threads"), c.get("n_threads_batch")
+    if n is None:
+        return ""
+    text = f"{n} thread{'' if n == 1 else 's'}"
+    if nb is not None and nb != n:
+        text += f" ({nb} for batches)"
+    asked = (c.get("swept_settings") or {}).get("n_threads")
+    return text + (f" (asked {asked})" if asked is not None and asked != n else "")
+
+
+def cell_settings_text(c: Row) -> str:
+    """' · 4 threads · batch 256' for labels; batch size and context only where the matrix swept them."""
+    parts = []
+    if threads_phrase(c):
+        parts.append(threads_phrase(c))
+    swept = c.get("swept_settings") or {}
+    for k, name in (("n_batch", "batch"), ("n_ctx", "ctx")):
+        if k in swept and c.get(k) is not None:
+            parts.append(f"{name} {c[k]}")
+    return "".join(f" · {p}" for p in parts)
+
+
+def workload_text(c: Row) -> str:
+    """The speed workload of a row, with its llama-bench test when the name does not say it."""
+    name = c.get("speed_workload", c.get("workload"))
+    test = c.get("llama_bench_test")
+    if name is None:
+        return ""
+    return f"{name} ({test})" if test and test != name else str(name)
 
 
 SPEED_FIELDS = ("energy_per_decode_token_j", "energy_per_prefill_token_j", "tokens_per_j",
                 "energy_net_j", "power_avg_w", "co2e_g", "energy_load_j", "decode_tokens_per_s",
-                "prefill_tokens_per_s", "ttft_s", "e2e_latency_s", "peak_rss_bytes", "load_time_s")
+                "prefill_tokens_per_s", "ttft_s", "e2e_latency_s", "peak_rss_bytes", "load_time_s",
+                "decode_roofline_fraction")
 QUALITY_FIELDS = ("hallucination_rate", "accuracy", "abstention_rate",
                   "hallucination_rate_attempted", "mc1", "mc2", "kl_divergence_mean",
                   "top1_agreement", "perplexity_ratio", "token_agreement")
+_ROW_FIELDS = ("device_key", "device", "host", "model", "level", "runtime", "power_mode",
+               "quant_type", "source_quant_type", "bits_per_weight", "model_size_bytes",
+               "swept_settings") + SETTING_FIELDS + CARRIED_FIELDS
 
 
 def configurations(table: ResultsTable) -> list[Row]:
-    """One row per configuration: speed/energy from its generation cell, quality from its
-    quality cell (the first workload name, alphabetically, that has the metric)."""
+    """One row per configuration, settings and speed workload: speed/energy from that speed cell,
+    quality from the quality cells of the same configuration and settings (the first workload
+    name, alphabetically, that has the metric). A configuration with no speed cell still gets
+    one row, for its quality."""
     groups: dict[tuple, list[Row]] = {}
     for c in table.cells:
         groups.setdefault(_config_key(c), []).append(c)
     out = []
-    for key, cells in groups.items():
+    for cells in groups.values():
         cells = sorted(cells, key=lambda c: str(c["workload"]))
-        speed = next((c for c in cells if c.get("workload_kind") == "generation"), None)
-        row: Row = {k: cells[0][k] for k in ("device_key", "device", "host", "model", "level",
-                                             "runtime", "power_mode", "quant_type",
-                                             "source_quant_type", "bits_per_weight")}
-        row["run_ids"] = sorted({c["run_id"] for c in cells})
-        row["emulated"] = any(c.get("emulated") for c in cells)
-        row["throttled"] = any(c.get("throttled") for c in cells)
-        row["throttled_reason"] = next((c["throttled_reason"] for c in cells
-                                        if c.get("throttled_reason")), None)
-        row["speed_workload"] = speed["workload"] if speed else None
-        for k in ("energy_method", "energy_sensor", "energy_model", "energy_coverage",
-                  "energy_invalid"):
-            row[k] = (speed or cells[0]).get(k)
-        for f in SPEED_FIELDS:
-            _copy_metric(row, speed, f)
-        row["quality_workload"] = None
-        for f in QUALITY_FIELDS:
-            src = next((c for c in cells if c.get(f) is not None), None)
-            _copy_metric(row, src, f)
-            if src is not None and f == "hallucination_rate":
-                row["quality_workload"] = src["workload"]
-        out.append(row)
-    out.sort(key=lambda r: (r["device"], r["host"], str(r["model"]), _level_order(r),
-                            str(r["runtime"]), str(r["power_mode"])))
+        speeds = [c for c in cells if c.get("workload_kind") in SPEED_KINDS]
+        out += [_config_row(cells, speed) for speed in speeds or [None]]
+    out.sort(key=_config_order)
+    _mark_variants(out)
     return out
 
 
+def _config_row(cells: list[Row], speed: Row | None) -> Row:
+    src = speed or cells[0]
+    row: Row = {k: src.get(k) for k in _ROW_FIELDS}
+    row["run_ids"] = sorted({c["run_id"] for c in cells})
+    row["emulated"] = any(c.get("emulated") for c in cells)
+    row["throttled"] = any(c.get("throttled") for c in cells)
+    row["throttled_reason"] = next((c["throttled_reason"] for c in cells
+                                    if c.get("throttled_reason")), None)
+    row["speed_workload"] = speed["workload"] if speed else None
+    row["speed_kind"] = speed.get("workload_kind") if speed else None
+    if speed is None:
+        row["llama_bench_test"] = None
+    quality = [c for c in cells if c.get("workload_kind") not in SPEED_KINDS]
+    row["warnings"] = list(dict.fromkeys(w for c in ([speed] if speed else []) + quality
+                                         for w in c.get("warnings") or []))
+    for k in ("energy_method", "energy_sensor", "energy_model", "energy_coverage",
+              "energy_invalid"):
+        row[k] = src.get(k)
+    for f in SPEED_FIELDS:
+        _copy_metric(row, speed, f)
+    row["quality_workload"] = None
+    for f in QUALITY_FIELDS:
+        q = next((c for c in quality if c.get(f) is not None), None)
+        _copy_metric(row, q, f)
+        if q is not None and f == "hallucination_rate":
+            row["quality_workload"] = q["workload"]
+    return row
+
+
+def _config_order(r: Row) -> tuple:
+    settings = tuple((v is not None, v if isinstance(v, (int, float)) else 0)
+                     for v in (r.get(k) for k in SETTING_FIELDS))
+    return (r["device"], r["host"], str(r["model"]), _level_order(r), str(r["runtime"]),
+            str(r["power_mode"]), str(r["speed_workload"]), str(r.get("llama_bench_test")),
+            settings, str(sorted((r.get("swept_settings") or {}).items())))
+
+
+def _mark_variants(configs: list[Row]) -> None:
+    """row['variant']: what tells the device's rows of one model and level apart (workload,
+    threads, batch, context), for labels; '' where nothing varies, so old runs read as before."""
+    by_device: dict[DeviceKey, list[Row]] = {}
+    for c in configs:
+        by_device.setdefault(c["device_key"], []).append(c)
+    for rows in by_device.values():
+        vary = {k for k in ("speed_workload", "n_threads", "n_batch", "n_ctx")
+                if len({str(r.get(k)) for r in rows}) > 1 or (k == "speed_workload" and any(
+                    r.get("llama_bench_test") for r in rows))}
+        for r in rows:
+            parts = []
+            if "speed_workload" in vary and r.get("speed_workload"):
+                parts.append(workload_text(r))
+            if ("n_threads" in vary or "n_threads" in (r.get("swept_settings") or {})) \
+                    and threads_phrase(r):
+                parts.append(threads_phrase(r))
+            for k, name in (("n_batch", "batch"), ("n_ctx", "ctx")):
+                if k in vary and r.get(k) is not None:
+                    parts.append(f"{name} {r[k]}")
+            r["variant"] = " · ".join(parts)
+
+
 def _copy_metric(row: Row, src: Row | None, f: str) -> None:
-    for suffix in ("", "_ci95_low", "_ci95_high", "_n"):
+    for suffix in ("", "_ci95_low", "_ci95_high", "_n", "_stdev"):
         row[f + suffix] = src.get(f + suffix) if src else None
 
 
@@ -505,6 +624,55 @@ def _level_order(r: Row) -> tuple:
     """Higher precision first: F16 before Q8_0 before Q4_K_M; unknown bits last, by name."""
     bpw = r.get("bits_per_weight")
     return (-(bpw if isinstance(bpw, (int, float)) else -1), str(r["level"]))
+
+
+def threads_sweeps(configs: list[Row]) -> list[Row]:
+    """Per device, each configuration run at two or more thread counts: its points (decode tok/s,
+    J/token by thread count), the fastest point and the one with the least energy per token.
+
+    Energy per token is often lowest below the fastest thread count (the last threads add power
+    faster than speed); this is what shows it.
+    """
+    series: dict[tuple, list[Row]] = {}
+    for c in configs:
+        if c.get("n_threads") is None or c.get("decode_tokens_per_s") is None:
+            continue
+        k = (c["device_key"], c["model"], c["level"], c["runtime"], c["power_mode"],
+             c["speed_workload"], c.get("n_batch"), c.get("n_ctx"))
+        series.setdefault(k, []).append(c)
+    out = []
+    for k, pts in series.items():
+        if len({p["n_threads"] for p in pts}) < 2:
+            continue
+        pts = sorted(pts, key=lambda p: (p["n_threads"], str(p.get("swept_settings"))))
+        with_energy = [p for p in pts if p.get("energy_per_decode_token_j") is not None]
+        first = pts[0]
+        label = config_label(first, with_variant=False) + " · " + workload_text(first)
+        if first.get("n_batch") is not None and "n_batch" in (first.get("swept_settings") or {}):
+            label += f" · batch {first['n_batch']}"
+        if first.get("n_ctx") is not None and "n_ctx" in (first.get("swept_settings") or {}):
+            label += f" · ctx {first['n_ctx']}"
+        out.append({"device_key": k[0], "label": label, "points": pts,
+                    "emulated": any(p.get("emulated") for p in pts),
+                    "fastest": max(pts, key=lambda p: p["decode_tokens_per_s"]),
+                    "least_energy": min(with_energy, key=lambda p: p["energy_per_decode_token_j"])
+                    if with_energy else None})
+    out.sort(key=lambda s: (s["device_key"].profile, s["device_key"].hostname, s["label"]))
+    return out
+
+
+def llama_bench_rows(configs: list[Row]) -> list[Row]:
+    """Rows of llama_bench cells, in llama-bench's own terms: test (pp512 / tg128) and t/s."""
+    out = []
+    for c in configs:
+        if c.get("speed_kind") != "llama_bench":
+            continue
+        test = str(c.get("llama_bench_test") or c.get("speed_workload") or "")
+        metric = "prefill_tokens_per_s" if test.startswith("pp") else "decode_tokens_per_s"
+        energy = "energy_per_prefill_token_j" if test.startswith("pp") else "energy_per_decode_token_j"
+        out.append({"config": c, "test": test, "metric": metric, "energy_metric": energy,
+                    "t_per_s": c.get(metric), "t_per_s_stdev": c.get(f"{metric}_stdev")})
+    return out
 
 
 def best_per_device(configs: list[Row], constraints: Constraints) -> list[Row]:
@@ -575,14 +743,16 @@ def pareto_points(configs: list[Row], dkey: DeviceKey, x: str, y: str,
             for c, m in zip(pts, mask)]
 
 
-def config_label(c: Row, with_runtime: bool | None = None) -> str:
-    """model + level (+ runtime when not llama.cpp, + power mode when set)."""
+def config_label(c: Row, with_runtime: bool | None = None, with_variant: bool = True) -> str:
+    """model + level (+ runtime when not llama.cpp, + power mode when set, + what tells the
+    device's rows apart: workload, threads, batch, context; see `_mark_variants`)."""
     parts = [str(c["model"]), str(c["level"])]
     if with_runtime or (with_runtime is None and c.get("runtime") not in (None, "llama_cpp")):
         parts.append(f"({c['runtime']})")
     if c.get("power_mode"):
         parts.append(f"[{c['power_mode']}]")
-    return " ".join(parts)
+    label = " ".join(parts)
+    return label + f" · {c['variant']}" if with_variant and c.get("variant") else label
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,10 +783,11 @@ def paired_tests(table: ResultsTable, reference_level: str | None = None) -> lis
         if c.get("workload_kind") not in LABELLED_KINDS:
             continue
         if (c["run_id"], c["cell_id"]) in table.quality:
-            k = (c["device_key"], c["model"], c["runtime"], c["power_mode"], c["workload"])
+            k = (c["device_key"], c["model"], c["runtime"], c["power_mode"], c["workload"],
+                 settings_key(c))  # a threads sweep compares levels at the same settings
             groups.setdefault(k, []).append(c)
     out = []
-    for (dkey, model, runtime, pmode, workload), cells in sorted(
+    for (dkey, model, runtime, pmode, workload, _), cells in sorted(
             groups.items(), key=lambda kv: (kv[0][0].profile, kv[0][0].hostname, str(kv[0][1:]))):
         if len(cells) < 2:
             continue
@@ -628,7 +799,9 @@ def paired_tests(table: ResultsTable, reference_level: str | None = None) -> lis
                 continue
             row: Row = {"device_key": dkey, "model": model, "runtime": runtime,
                         "power_mode": pmode, "workload": workload, "reference": ref["level"],
-                        "level": c["level"], "error": None}
+                        "level": c["level"], "error": None,
+                        "settings": cell_settings_text(c).removeprefix(" · "),
+                        "emulated": bool(ref.get("emulated") or c.get("emulated"))}
             try:
                 row["result"] = compare_labels(
                     ref_rows, table.quality[(c["run_id"], c["cell_id"])].pair_rows)
