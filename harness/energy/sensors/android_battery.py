@@ -121,14 +121,16 @@ class AndroidBattery(PowerSensor):
     def _mode(self) -> str:
         if sysfs.exists(f"{self.supply}/power_now"):
             return "power_now"
-        energy_units = any(sysfs.exists(f"{self.supply}/{f}") for f in ("energy_now", "energy_full"))
-        charge_units = any(sysfs.exists(f"{self.supply}/{f}") for f in ("charge_now", "charge_full"))
-        if energy_units and not charge_units:
+        if self._has_any("energy_now", "energy_full") and not self._has_any("charge_now",
+                                                                              "charge_full"):
             return "old_acpi_uw"
         if not sysfs.exists(f"{self.supply}/voltage_now"):
             raise SensorProblem(f"{self.supply} has current_now but no voltage_now or power_now",
                                 "this battery gauge cannot give a power; use an external meter")
         return "current"
+
+    def _has_any(self, *fields: str) -> bool:
+        return any(sysfs.exists(f"{self.supply}/{f}") for f in fields)
 
     def _describe(self) -> str:
         if self.mode == "power_now":

@@ -13,7 +13,8 @@ from .rail_sum import RailSumSensor, open_rails
 
 BASE = "/sys/bus/i2c/drivers/ina3221x/*/iio:device*"
 PERMISSION_FIX = "run as root, or make the ina3221x iio files readable with a udev rule"
-ABSENT_FIX = "this reader needs a Jetson on JetPack 4; on JetPack 5+ use ina3221_hwmon, or tegrastats"
+ABSENT_FIX = ("this reader needs a Jetson on JetPack 4; on JetPack 5+ use ina3221_hwmon, or "
+              "tegrastats")
 
 
 class IioRail:

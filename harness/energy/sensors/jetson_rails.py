@@ -16,8 +16,8 @@ ADD_BOARD = ("add the board to BOARDS in harness/energy/sensors/jetson_rails.py 
              "rail notes (docs/energy.md, Jetson rails), or measure with a USB meter (usb_meter)")
 
 
-MISSING_FIX = ("check that every power monitor's driver is loaded (the AGX Thor's VIN is on an INA238: "
-               "`ina238` driver), or use tegrastats, which prints every rail")
+MISSING_FIX = ("check that every power monitor's driver is loaded (the AGX Thor's VIN is on an "
+               "INA238: `ina238` driver), or use tegrastats, which prints every rail")
 
 
 class RailError(ValueError):

@@ -30,7 +30,8 @@ MIN_INTERVAL_MS = 100
 _POWER = re.compile(r"^(CPU|GPU|ANE) Power:\s*([0-9.]+)\s*mW\s*$")
 _COMBINED = re.compile(r"^Combined Power \(CPU \+ GPU \+ ANE\):\s*([0-9.]+)\s*mW\s*$")
 _PACKAGE = re.compile(r"^Package Power:\s*([0-9.]+)\s*mW\s*$")
-_INTEL = re.compile(r"^Intel energy model derived package power \(CPUs\+GT\+SA\):\s*([0-9.]+)\s*W\s*$")
+_INTEL = re.compile(
+    r"^Intel energy model derived package power \(CPUs\+GT\+SA\):\s*([0-9.]+)\s*W\s*$")
 _HEADERS = ("*** Sampled system activity", "*** Summary system activity")
 _SECTION = "****"
 
