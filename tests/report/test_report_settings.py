@@ -201,3 +201,25 @@ def test_terminal_table_renders_old_runs(tmp_path):
     assert len(lines) == 3
     gen = next(line for line in lines if "/ gen" in line)
     assert "21.0±" in gen and "EMULATED" not in gen  # 20, 21, 22 tok/s
+
+
+def test_pivot_keeps_two_power_modes_of_one_device_apart(tmp_path):
+    pytest.importorskip("matplotlib", reason="the page's Pareto charts need matplotlib")
+    from harness.records import CellKey
+    from harness.report.html import render_html
+    from harness.store import RunWriter
+
+    from report_runs import HOST, _gen_reps, write_settings_cell
+
+    w = RunWriter.create(tmp_path, "modes")
+    w.write_manifest({"schema_version": 1, "run_id": "modes", "created_utc": "2026-12-03T00:00:00Z",
+                      "host": HOST, "device": {"profile": "jetson", "emulated": False}})
+    for mode, tps in (("15W", 40.0), ("7W", 25.0)):
+        write_settings_cell(w, "modes", CellKey("tiny", "Q4_K_M", "llama_cpp", "jetson", mode, "gen"),
+                            "generation", 6, {}, _gen_reps(tps, 0.1))
+    page = render_html(tables.load_results([w.dir]), tmp_path, Constraints())
+    pivot = page.split("Decode speed (tok/s) per level and device")[1].split("</table>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", pivot.split("<tbody>")[1], flags=re.S)
+    assert len(rows) == 2
+    assert "[15W] · 6 threads" in rows[0] + rows[1] and "[7W] · 6 threads" in rows[0] + rows[1]
+    assert ">40.0<" in "".join(rows) and ">25.0<" in "".join(rows)
