@@ -22,7 +22,8 @@ from .backends import get_backend
 from .backends.base import Backend, RuntimeSettings
 from .errors import HarnessError
 from .faults import maybe_inject
-from .matrix import Cell, workload_module
+from .matrix import SPEED_KINDS, Cell, workload_module
+from .devices.threads import ThreadChoice
 from .records import REPETITION, make_record
 
 Emit = Callable[..., None]
@@ -44,6 +45,8 @@ class CellPayload:
     settings: RuntimeSettings
     carbon_g_per_kwh: float
     carbon_source: str
+    threads: ThreadChoice | None = None  # how settings.n_threads was chosen (devices.threads)
+    roofline: dict[str, Any] | None = None  # bandwidth and bytes per decoded token (harness.roofline)
 
 
 class MemoryWatch:
@@ -202,19 +205,22 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
     emit("trace", base_trace.to_rows("baseline"))
 
     mod = workload_module(cell.workload.kind)
-    backend.reuse_prompt_prefix = cell.workload.kind != "generation"
+    backend.reuse_prompt_prefix = cell.workload.kind not in SPEED_KINDS
     ctx = QualityCtx(p)
     ctx.preload_reference()
+    roofline = Roofline(p)
     for _ in range(cell.workload.warmup):
-        mod.run(backend, cell.workload.config, ctx)
+        roofline.prepare(mod.run(backend, cell.workload.config, ctx))
 
     common = {"attempt": p.attempt, "workload_kind": cell.workload.kind, "emulated": p.emulated,
               "emulation": emulation, "energy_notes": info.get("notes") or [],
               "prompt_prefix_reuse": backend.reuse_prompt_prefix,
               "energy_fallback_reason": info.get("fallback_reason"),
+              "energy_estimate": info.get("estimate"),
               "load_time_s": load_time_s, "energy_load_j": energy_load_j,
               "rss_after_load_bytes": rss_after_load, "runtime_info": backend.info(),
-              **p.model_fields}
+              **settings_fields(p), **p.model_fields}
+    setting_warnings = list(p.threads.warnings) if p.threads else []
     for rep in range(cell.workload.repetitions):
         mem.reset()
         sampler = energy.Sampler(sensor, rate_hz)
@@ -223,15 +229,18 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
         result = mod.run(backend, cell.workload.config, ctx)
         t1 = time.monotonic()
         trace = sampler.stop()
+        roofline.prepare(result)
         phases = _phases(result, t0, t1)
         e = energy.account(trace, (t0, t1), phases, baseline_w, result.tokens_in, result.tokens_out,
-                           p.carbon_g_per_kwh, p.carbon_source)
+                           p.carbon_g_per_kwh, p.carbon_source,
+                           decode_tokens=getattr(result, "decode_tokens", None))
         rec = make_record(REPETITION, p.run_id, cell.key, **common, repetition=rep,
                           tokens_in=result.tokens_in, tokens_out=result.tokens_out,
                           peak_rss_bytes=mem.peak_bytes, peak_rss_hwm_bytes=hwm_bytes(),
                           window_s=t1 - t0, window_start_monotonic_s=t0,
-                          **result.metrics, **e,
-                          warnings=list(result.warnings))
+                          **result.metrics, **e, **roofline.fields(result.metrics),
+                          **getattr(result, "extra", {}),
+                          warnings=setting_warnings + list(result.warnings))
         gen = getattr(result, "generation", None)
         if gen is not None:
             rec["output_text"] = gen.text
@@ -253,6 +262,48 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
                    "power_mode_actual": devices.read_power_mode(p.host_profile, cell.key.power_mode)})
 
 
+def settings_fields(p: CellPayload) -> dict[str, Any]:
+    """The runtime settings actually used, on every record (a threads sweep shows as rows)."""
+    out: dict[str, Any] = {"n_threads": p.settings.n_threads,
+                           "n_threads_batch": p.settings.n_threads_batch or p.settings.n_threads,
+                           "n_batch": p.settings.n_batch, "n_ctx": p.settings.n_ctx}
+    if p.threads is not None:
+        out["threads_source"] = p.threads.source
+    return out
+
+
+class Roofline:
+    """Decode speed as a fraction of the memory-bandwidth bound, per repetition.
+
+    Bytes per decoded token depend on the context the decode attends over, known only once the
+    workload has run; they are read from the GGUF header once per cell, after the warm-up (or
+    the first repetition), outside every measured window.
+    """
+
+    def __init__(self, p: CellPayload):
+        self._bw = (p.roofline or {}).get("memory_bandwidth_bytes_per_s")
+        self._path = p.artifact if not p.artifact.is_dir() else None
+        self._bytes: float | None = None
+
+    def prepare(self, result: Any) -> None:
+        if self._bytes is not None or not self._bw or self._path is None:
+            return
+        tps = result.metrics.get("decode_tokens_per_s")
+        if not isinstance(tps, (int, float)) or tps != tps or result.tokens_out < 2:
+            return
+        from .roofline import decode_bytes_per_token, mean_kv_positions
+
+        n_ctx_mean = mean_kv_positions(result.tokens_in, result.tokens_out)
+        self._bytes = decode_bytes_per_token(self._path, n_ctx_mean)["bytes_per_token"]
+
+    def fields(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        tps = metrics.get("decode_tokens_per_s")
+        if self._bytes is None or not isinstance(tps, (int, float)) or tps != tps:
+            return {}
+        return {"memory_bandwidth_bytes_per_s": self._bw, "decode_bytes_per_token": self._bytes,
+                "decode_roofline_fraction": tps * self._bytes / self._bw}
+
+
 def _as_dict(obj: Any) -> dict[str, Any] | None:
     if obj is None or isinstance(obj, dict):
         return obj
@@ -260,6 +311,8 @@ def _as_dict(obj: Any) -> dict[str, Any] | None:
 
 
 def _phases(result: Any, t0: float, t1: float) -> dict[str, tuple[float, float]]:
+    if getattr(result, "phases", None):
+        return dict(result.phases)
     gen = getattr(result, "generation", None)
     if gen is None:
         return {"run": (t0, t1)}

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .cell import CellPayload, cell_main
+from .cell import CellPayload, cell_main, settings_fields
 from .records import CELL_FAILED, CELL_SUMMARY, make_record
 from .stats import is_unstable, summarize
 from .store import RunWriter
@@ -19,12 +19,16 @@ from .store import RunWriter
 # Repetition fields that are identities or constants, not measurements to summarise.
 _NOT_METRICS = frozenset({"schema_version", "repetition", "model_size_bytes", "model_params",
                           "bits_per_weight", "model_context_length", "sample_gaps",
-                          "carbon_intensity_g_per_kwh"})
+                          "carbon_intensity_g_per_kwh", "n_threads", "n_threads_batch", "n_batch",
+                          "n_ctx", "memory_bandwidth_bytes_per_s", "decode_bytes_per_token"})
 _CARRIED = ("workload_kind", "emulated", "energy_method", "energy_sensor", "energy_model",
             "energy_coverage", "model_sha256", "model_size_bytes", "model_params", "quant_type",
             "bits_per_weight", "model_architecture", "model_source", "source_quant_type",
             "compression", "samples_file", "carbon_source", "carbon_intensity_g_per_kwh",
-            "runtime_info", "energy_notes", "energy_fallback_reason", "emulation", "cooldown_warning")
+            "runtime_info", "energy_notes", "energy_fallback_reason", "energy_estimate", "emulation",
+            "cooldown_warning",
+            "n_threads", "n_threads_batch", "n_batch", "n_ctx", "threads_source",
+            "memory_bandwidth_bytes_per_s", "decode_bytes_per_token", "llama_bench_test")
 
 
 @dataclass
@@ -109,7 +113,8 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
                       status="failed", reason=failure[0], failure_kind=failure[1],
                       exit_code=proc.exitcode, stderr_tail=failure[2][-4000:],
                       n_repetitions_done=len(reps), emulated=payload.emulated,
-                      workload_kind=payload.cell.workload.kind, elapsed_s=elapsed)
+                      workload_kind=payload.cell.workload.kind, elapsed_s=elapsed,
+                      **settings_fields(payload))
     writer.append(rec)
     if failure[1] == "interrupted":
         raise StopRequested()

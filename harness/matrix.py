@@ -18,15 +18,20 @@ AUTO_DEVICE = "auto"
 # Workload kinds -> module implementing Config/run (imported only when a matrix uses the kind).
 WORKLOAD_KINDS = {
     "generation": "harness.workloads.generation",
+    "llama_bench": "harness.workloads.llama_bench",
     "closed_book": "harness.quality.closed_book",
     "halueval": "harness.quality.halueval",
     "truthfulqa": "harness.quality.truthfulqa",
     "fidelity": "harness.quality.fidelity",
 }
+# Kinds measured for speed: repeated with warm-ups, never reusing a prompt cache.
+SPEED_KINDS = ("generation", "llama_bench")
 # Keys the harness handles for every workload; the rest are validated by the kind's Config.
 COMMON_WORKLOAD_KEYS = ("repetitions", "warmup", "timeout_s")
 
 RUNTIME_KEYS = ("n_threads", "n_ctx", "n_batch", "use_mmap", "use_mlock", "seed", "providers")
+# Runtime settings that may be swept like llama-bench's `-t 1,2,4`: a list expands into cells.
+SWEEPABLE = {"n_threads": 1, "n_ctx": 64, "n_batch": 1}  # name -> smallest allowed value
 TOP_KEYS = ("name", "description", "output_dir", "repetitions", "warmup", "timeout_s", "models",
             "levels", "devices", "workloads", "runtime", "energy", "cooldown")
 
@@ -91,6 +96,7 @@ class Matrix:
     energy: Any
     cooldown: dict[str, float] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    runtime_sweep: tuple[tuple[str, tuple[int, ...]], ...] = ()  # swept settings and their values
 
     def cells(self, device_for_auto: str | None = None) -> list[Cell]:
         """Expand models x levels x devices x power modes x workloads into cells, in run order.
@@ -105,12 +111,22 @@ class Matrix:
                 for model in self.models:
                     for level in self.levels:
                         for wl in self.workloads:
-                            key = CellKey(model=model.name, level=level.name, runtime=runtime_of(level),
-                                          device=device, power_mode=mode, workload=wl.name)
-                            out.append(Cell(key=key, model=model, level=level, workload=wl,
-                                            runtime_overrides=self.runtime_overrides,
-                                            energy=self.energy, cooldown=self.cooldown))
+                            for setting in self.sweep_points():
+                                key = CellKey(model=model.name, level=level.name,
+                                              runtime=runtime_of(level), device=device,
+                                              power_mode=mode, workload=wl.name, settings=setting)
+                                out.append(Cell(key=key, model=model, level=level, workload=wl,
+                                                runtime_overrides={**self.runtime_overrides,
+                                                                   **dict(setting)},
+                                                energy=self.energy, cooldown=self.cooldown))
         return out
+
+    def sweep_points(self) -> list[tuple[tuple[str, int], ...]]:
+        """Every combination of the swept runtime settings (one empty point when none)."""
+        points: list[tuple[tuple[str, int], ...]] = [()]
+        for name, values in sorted(self.runtime_sweep):
+            points = [p + ((name, v),) for p in points for v in values]
+        return points
 
 
 def runtime_of(level: Any) -> str:
@@ -143,11 +159,12 @@ def parse_matrix(raw: Any, path: Path, known_devices: set[str] | None = None) ->
                       for n in root.get("workloads").list(min_len=1))
     _unique(root.get("workloads"), [w.name for w in workloads], "workload name")
     _check_combinations(root, models, levels, workloads)
+    overrides, sweep = _runtime(root.get("runtime", {}))
     return Matrix(
         file=path, raw=raw, name=root.opt("name", "str", path.stem),
         output_dir=Path(root.opt("output_dir", "str", "results")),
         models=models, levels=levels, devices=devices, workloads=workloads,
-        runtime_overrides=_runtime(root.get("runtime", {})),
+        runtime_overrides=overrides, runtime_sweep=sweep,
         energy=_energy(root.get("energy", {})),
         cooldown=_cooldown(root.get("cooldown")) if root.has("cooldown") else None,
     )
@@ -211,7 +228,7 @@ def _workload(node: Node, repetitions: int, warmup: int, timeout_s: float) -> Wo
                  required=("name", "kind"))
     kind = node.get("kind").str(choices=WORKLOAD_KINDS)
     mod = workload_module(kind)
-    deterministic = kind != "generation"  # greedy quality scoring: one repetition is the answer
+    deterministic = kind not in SPEED_KINDS  # greedy quality scoring: one repetition is the answer
     reps = node.opt("repetitions", "int", 1 if deterministic else repetitions, min=1)
     wu = node.opt("warmup", "int", 0 if deterministic else warmup, min=0)
     tmo = node.opt("timeout_s", "float", timeout_s, min=1)
@@ -222,17 +239,32 @@ def _workload(node: Node, repetitions: int, warmup: int, timeout_s: float) -> Wo
                         repetitions=reps, warmup=wu, timeout_s=tmo)
 
 
-def _runtime(node: Node) -> dict[str, Any]:
+def _runtime(node: Node) -> tuple[dict[str, Any], tuple[tuple[str, tuple[int, ...]], ...]]:
+    """Fixed runtime overrides, and the swept ones (a list of values expands into cells)."""
     node.mapping(RUNTIME_KEYS)
     out: dict[str, Any] = {}
-    for key, kind, kw in (("n_threads", "int", {"min": 1}), ("n_ctx", "int", {"min": 64}),
-                          ("n_batch", "int", {"min": 1}), ("use_mmap", "bool", {}),
-                          ("use_mlock", "bool", {}), ("seed", "int", {"min": 0})):
+    sweep: list[tuple[str, tuple[int, ...]]] = []
+    for key, smallest in SWEEPABLE.items():
+        if not node.has(key):
+            continue
+        sub = node.get(key)
+        if isinstance(sub.value, list):
+            values = tuple(n.int(min=smallest) for n in sub.list(min_len=1))
+            if len(set(values)) != len(values):
+                raise sub.fail(f"lists a value twice: {list(values)}")
+            if len(values) == 1:
+                out[key] = values[0]
+            else:
+                sweep.append((key, values))
+        else:
+            out[key] = sub.int(min=smallest)
+    for key, kind, kw in (("use_mmap", "bool", {}), ("use_mlock", "bool", {}),
+                          ("seed", "int", {"min": 0})):
         if node.has(key):
             out[key] = getattr(node.get(key), kind)(**kw)
     if node.has("providers"):
         out["providers"] = node.get("providers").str_list()
-    return out
+    return out, tuple(sweep)
 
 
 def _energy(node: Node) -> Any:
@@ -255,6 +287,12 @@ def _check_combinations(root: Node, models: tuple[ModelSpec, ...], levels: tuple
         if ref is not None and ref not in level_names:
             raise Node(None, root.file, f"workloads[{i}].reference_level").fail(
                 f"'{ref}' is not one of this matrix's levels ({', '.join(sorted(level_names))})")
+    for i, wl in enumerate(workloads):
+        onnx_levels = [lv.name for lv in levels if runtime_of(lv) == "onnx"]
+        if wl.kind == "llama_bench" and onnx_levels:
+            raise Node(None, root.file, f"workloads[{i}].kind").fail(
+                f"llama_bench reproduces llama.cpp's llama-bench and runs on GGUF levels only; "
+                f"this matrix also has ONNX level(s) {', '.join(onnx_levels)}: put them in another matrix")
     has_onnx = any(runtime_of(lv) == "onnx" for lv in levels)
     if has_onnx and any(m.path is not None and m.path.is_dir() for m in models):
         raise root.get("models").fail("ONNX levels are built from a GGUF source model file")

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from . import __version__
 from .backends.base import RuntimeSettings
 from .cell import CellPayload
+from .devices.threads import ThreadChoice, choose_threads
 from .errors import HarnessError
 from .launcher import CellOutcome, StopRequested, run_cell_process
 from .matrix import Cell, Matrix
@@ -94,6 +95,8 @@ def cell_weight(cell: Cell) -> float:
     n = cell.workload.repetitions + cell.workload.warmup
     if cell.workload.kind == "generation":
         return n * (cfg.max_tokens + len(cfg.prompt) / 40)
+    if cell.workload.kind == "llama_bench":  # a prompt token costs about a tenth of a decoded one
+        return n * (cfg.n_tokens if cfg.mode == "tg" else cfg.n_tokens / 10)
     samples = getattr(cfg, "samples", 20)
     per_item = getattr(cfg, "max_tokens", 16) or 16
     return n * samples * (per_item + 20)
@@ -312,17 +315,58 @@ class RunResult:
         return sum(1 for _, o in self.outcomes if o is not None and not o.ok)
 
 
-def settings_for(cell: Cell, profile: Any) -> RuntimeSettings:
+def settings_for(cell: Cell, device: DeviceChoice) -> tuple[RuntimeSettings, ThreadChoice]:
+    """The cell's runtime settings: profile defaults, then the matrix; threads decided here."""
+    profile = device.profile
     base = dict(getattr(profile, "runtime_defaults", {}) or {})
+    profile_threads = base.pop("n_threads", None)
     base.update({k: v for k, v in cell.runtime_overrides.items() if k != "providers"})
     extra = {"providers": cell.runtime_overrides["providers"]} if "providers" in cell.runtime_overrides else {}
-    known = {k: base[k] for k in ("n_threads", "n_ctx", "n_batch", "use_mmap", "use_mlock", "seed") if k in base}
-    return RuntimeSettings(**known, need_logits=cell.workload.needs_logits, extra=extra)
+    threads = choose_threads(cell.runtime_overrides.get("n_threads"), profile_threads,
+                             getattr(profile, "cores", None), device.emulated)
+    known = {k: base[k] for k in ("n_ctx", "n_batch", "use_mmap", "use_mlock", "seed") if k in base}
+    settings = RuntimeSettings(**known, n_threads=threads.n_threads,
+                               n_threads_batch=threads.n_threads_batch,
+                               need_logits=cell.workload.needs_logits, extra=extra)
+    return settings, threads
+
+
+def probe_bandwidth(cells: list[Cell], device: DeviceChoice,
+                    say: Callable[[str], None]) -> dict[str, Any] | None:
+    """The host's memory read bandwidth for the roofline (cached per host; a few seconds once).
+
+    Measured single-threaded and with the largest thread count of the run's speed cells, before
+    any cell runs so nothing else competes for memory. None when no cell decodes in llama.cpp.
+    """
+    from .devices.bandwidth import host_bandwidth
+    from .matrix import SPEED_KINDS
+    from .models import cache_dir
+
+    speed = [c for c in cells if c.workload.kind in SPEED_KINDS and c.runtime == "llama_cpp"]
+    if not speed:
+        return None
+    threads = max(settings_for(c, device)[1].n_threads for c in speed)
+    say(f"memory read bandwidth ({threads} thread(s); measured once per host, then cached) ...")
+    bw = host_bandwidth(cache_dir(), threads, host=host_info())
+    sheet = getattr(device.profile, "memory_bandwidth", None)
+    bw["datasheet_bytes_per_s"] = getattr(sheet, "datasheet_bytes_per_s", None)
+    bw["datasheet_source"] = getattr(sheet, "source", None)
+    return bw
+
+
+def cell_bandwidth(bandwidth: dict[str, Any] | None, n_threads: int) -> float | None:
+    """The bandwidth a cell's decode can use: the single-thread figure for one thread, else the
+    multi-thread one (measured with the run's largest thread count)."""
+    if not bandwidth:
+        return None
+    key = "single_thread_bytes_per_s" if n_threads <= 1 else "multi_thread_bytes_per_s"
+    return bandwidth.get(key)
 
 
 def execute(matrix: Matrix, cells: list[Cell], device: DeviceChoice, writer: RunWriter, run_id: str,
             carbon: tuple[float, str], finished: set[str], progress: Progress,
-            artifacts: dict[tuple[str, str], Artifact]) -> RunResult:
+            artifacts: dict[tuple[str, str], Artifact],
+            bandwidth: dict[str, Any] | None = None) -> RunResult:
     outcomes: list[tuple[Cell, CellOutcome | None]] = []
     interrupted = False
     history = list(load_run(writer.dir).repetitions) if finished else []
@@ -336,7 +380,7 @@ def execute(matrix: Matrix, cells: list[Cell], device: DeviceChoice, writer: Run
                 break
             progress.start(cell)
             outcome = _run_one(cell, matrix, device, writer, run_id, carbon, artifacts, stop, progress,
-                               history)
+                               history, bandwidth)
             if outcome is None:
                 interrupted = True
                 break
@@ -347,14 +391,15 @@ def execute(matrix: Matrix, cells: list[Cell], device: DeviceChoice, writer: Run
 
 def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter, run_id: str,
              carbon: tuple[float, str], artifacts: dict[tuple[str, str], Artifact], stop: StopFlag,
-             progress: Progress, history: list[dict[str, Any]]) -> CellOutcome | None:
+             progress: Progress, history: list[dict[str, Any]],
+             bandwidth: dict[str, Any] | None = None) -> CellOutcome | None:
     from . import devices
 
     attempt = secrets.token_hex(4)
     art = artifacts[(cell.model.name, cell.level.name)]
     reason, kind = None, "error"
+    settings, threads = settings_for(cell, device)
     if device.emulated and not art.path.is_dir():
-        settings = settings_for(cell, device.profile)
         why = devices.check_fit(art.path.stat().st_size, settings.n_ctx, device.profile,
                                 kv_bytes_per_token=_kv_bytes_per_token(art.path))
         if why:
@@ -385,13 +430,16 @@ def _run_one(cell: Cell, matrix: Matrix, device: DeviceChoice, writer: RunWriter
         rec = make_record(CELL_FAILED, run_id, cell.key, attempt=attempt, status="failed",
                           reason=reason, failure_kind=kind, exit_code=None, stderr_tail="",
                           n_repetitions_done=0, emulated=device.emulated,
-                          workload_kind=cell.workload.kind, elapsed_s=0.0)
+                          workload_kind=cell.workload.kind, elapsed_s=0.0,
+                          **threads.record_fields(), n_batch=settings.n_batch, n_ctx=settings.n_ctx)
         writer.append(rec)
         return CellOutcome(False, None, rec)
     fields = dict(art.fields, cooldown_warning=cool_warning) if cool_warning else art.fields
     payload = CellPayload(cell=cell, run_id=run_id, attempt=attempt, artifact=art.path,
                           reference_artifact=ref, model_fields=fields, profile=device.profile,
-                          host_profile=device.host_profile, emulated=device.emulated, settings=settings_for(cell, device.profile),
+                          host_profile=device.host_profile, emulated=device.emulated, settings=settings,
+                          threads=threads,
+                          roofline={"memory_bandwidth_bytes_per_s": cell_bandwidth(bandwidth, threads.n_threads)},
                           carbon_g_per_kwh=carbon[0], carbon_source=carbon[1])
     limit = devices.memory_limit_bytes(device.profile) if device.emulated else None
     try:

@@ -16,7 +16,10 @@ import numpy as np
 class RuntimeSettings:
     """Runtime knobs; values come from the device profile, overridden by the matrix."""
 
-    n_threads: int | None = None  # None: the runtime's default (all physical cores)
+    # None leaves the count to the runtime, whose defaults differ (llama-cpp-python: cpu_count//2;
+    # llama.cpp's tools: physical cores): the harness always sets both, see devices.threads.
+    n_threads: int | None = None  # threads for decoding one token at a time
+    n_threads_batch: int | None = None  # threads for prompt (batch) processing; None: n_threads
     n_ctx: int = 2048
     n_batch: int = 512
     use_mmap: bool = True

@@ -52,7 +52,7 @@ class LlamaCppBackend(Backend):
             verbose=False)
         if settings.n_threads:
             kwargs["n_threads"] = settings.n_threads
-            kwargs["n_threads_batch"] = settings.n_threads
+            kwargs["n_threads_batch"] = settings.n_threads_batch or settings.n_threads
         try:
             with _quiet_stderr():
                 self._llm = llama_cpp.Llama(**kwargs)
@@ -119,6 +119,54 @@ class LlamaCppBackend(Backend):
                           t_start_s=t_start, t_first_token_s=t_first, t_end_s=t_end,
                           token_times_s=tuple(times[:len(out)]), stop_reason=reason,
                           tokens=tuple(out))
+
+    def bench_decode(self, mode: str, n_tokens: int, seed: int) -> tuple[float, float]:
+        """llama-bench's pp/tg test on the loaded context; returns the timed (t0, t1) monotonic.
+
+        Same work as llama-bench: an empty KV cache, BOS first when the vocabulary adds one, then
+        random token ids; `pp` decodes them in batches of n_batch, `tg` one at a time with a
+        synchronize after each. llama_decode is called directly (no sampling, no logits copied
+        to Python), so nothing but the runtime is timed.
+        """
+        import llama_cpp
+
+        llm = self.llm
+        if n_tokens > llm.n_ctx():
+            raise HarnessError(f"{mode}{n_tokens} needs n_ctx >= {n_tokens} (it is {llm.n_ctx()}); "
+                               "raise runtime.n_ctx")
+        ctx = llm.ctx
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
+        rng = np.random.default_rng(seed)
+        tokens = rng.integers(0, n_vocab, size=n_tokens, dtype=np.int64).tolist()
+        if llama_cpp.llama_vocab_get_add_bos(vocab):
+            tokens[0] = int(llama_cpp.llama_vocab_bos(vocab))
+        step = n_tokens if mode == "tg" else max(1, min(int(llm.n_batch), n_tokens))
+        chunks = ([[t] for t in tokens] if mode == "tg"
+                  else [tokens[i:i + step] for i in range(0, n_tokens, step)])
+        arrays = [(llama_cpp.llama_token * len(c))(*c) for c in chunks]
+        self._clear_memory(llm)
+        t0 = time.monotonic()
+        for arr in arrays:
+            rc = llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(arr, len(arr)))
+            if rc != 0:
+                raise HarnessError(f"llama_decode failed with code {rc} during {mode}{n_tokens}")
+            if mode == "tg":
+                llama_cpp.llama_synchronize(ctx)
+        llama_cpp.llama_synchronize(ctx)
+        t1 = time.monotonic()
+        self._clear_memory(llm)
+        return t0, t1
+
+    @staticmethod
+    def _clear_memory(llm: Any) -> None:
+        """An empty KV cache, and llama-cpp-python's own token count in step with it."""
+        import llama_cpp
+
+        mem = llama_cpp.llama_get_memory(llm.ctx)
+        if mem is not None:
+            llama_cpp.llama_memory_clear(mem, True)
+        llm.n_tokens = 0
 
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
         if self._settings is None or not self._settings.need_logits:

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import HarnessError
 from ..matrix import AUTO_DEVICE, Cell, Matrix, load_matrix, parse_matrix
 from ..runner import (DeviceChoice, Progress, RunResult, build_manifest, cell_weight, execute,
-                      new_run_id, open_for_resume, prepare_artifacts)
+                      new_run_id, open_for_resume, prepare_artifacts, probe_bandwidth)
 from ..store import RunLock, RunWriter
 
 
@@ -60,14 +60,18 @@ def run(args: argparse.Namespace) -> int:
         run_id = new_run_id(device.profile.name + ("-emulated" if device.emulated else ""))
         writer = RunWriter.create(out, run_id)
     with RunLock(writer.dir):
-        if not args.resume:
+        if args.resume:
+            bandwidth = manifest.get("memory_bandwidth")
+        else:
+            bandwidth = probe_bandwidth(todo, device, progress.say)
             (writer.dir / "matrix.yaml").write_bytes(matrix.file.read_bytes())
             writer.write_manifest(build_manifest(run_id, matrix, device, energy_manifest(matrix, carbon),
-                                                 sys.argv))
+                                                 sys.argv) | {"memory_bandwidth": bandwidth})
         progress.say(f"run {run_id}: {len(cells)} cells on {device.profile.name}"
                      f"{' (emulated)' if device.emulated else ''} -> {writer.dir}"
                      + (f"; {len(finished)} already finished" if finished else ""))
-        result = execute(matrix, cells, device, writer, run_id, carbon, finished, progress, artifacts)
+        result = execute(matrix, cells, device, writer, run_id, carbon, finished, progress, artifacts,
+                         bandwidth)
     print_table(result, finished, stream=sys.stdout)
     if result.interrupted:
         print(f"interrupted: finished cells are recorded; continue with\n"
@@ -169,6 +173,8 @@ def print_dry_run(matrix: Matrix, cells: list[Cell], device: DeviceChoice) -> No
             gens += n
             tokens += n * wl.config.max_tokens
             what = f"{wl.repetitions} rep + {wl.warmup} warm-up x {wl.config.max_tokens} tokens"
+        elif wl.kind == "llama_bench":
+            what = f"{wl.repetitions} rep + {wl.warmup} warm-up of llama-bench {wl.config.test}"
         else:
             k = getattr(wl.config, "samples", 0)
             items += n * k
@@ -182,37 +188,13 @@ def print_dry_run(matrix: Matrix, cells: list[Cell], device: DeviceChoice) -> No
 
 
 def print_table(result: RunResult, finished: set[str], stream: Any) -> None:
-    rows = [("cell", "status", "ttft_s", "decode_tok/s", "peak_MiB", "J/token", "energy", "halluc.")]
-    for cell, o in result.outcomes:
-        if o is None:
-            continue
-        if not o.ok:
-            rows.append((cell.key.label(), "FAILED", "", "", "", "", "", o.failure["reason"][:60]))
-            continue
-        m = o.summary["metrics"]
-        rows.append((cell.key.label(), "ok" + (" !" if o.summary.get("unstable") else ""),
-                     _fmt(m, "ttft_s", "{:.3f}"), _fmt(m, "decode_tokens_per_s", "{:.1f}"),
-                     _fmt(m, "peak_rss_bytes", "{:.0f}", 2 ** -20),
-                     _fmt(m, "energy_per_decode_token_j", "{:.4f}"),
-                     str(o.summary.get("energy_method") or ""),
-                     _fmt(m, "hallucination_rate", "{:.2f}")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)), file=stream)
+    """One row per cell (per speed workload and swept setting), as the report shows them."""
+    from ..report.terminal import results_table_text
+
+    records = [o.summary if o.ok else o.failure for _, o in result.outcomes if o is not None]
+    stream.write(results_table_text(records))
     if finished:
         print(f"({len(finished)} cell(s) finished in an earlier attempt are not shown)", file=stream)
-
-
-def _fmt(metrics: dict[str, Any], name: str, fmt: str, scale: float = 1.0) -> str:
-    s = metrics.get(name) or {}
-    mean = s.get("mean")
-    if mean is None:
-        return ""
-    text = fmt.format(mean * scale)
-    lo, hi = s.get("ci95_low"), s.get("ci95_high")
-    if lo is not None and hi is not None and s.get("n", 0) > 1:
-        text += f"±{fmt.format((hi - lo) / 2 * scale)}"
-    return text
 
 
 def write_report(run_dir: Path, progress: Progress) -> None:

@@ -85,7 +85,8 @@ def apply_emulation(profile: Profile) -> dict[str, Any]:
     applied: dict[str, Any] = {"profile": profile.name, "memory_limit_bytes":
                                memory_limit_bytes(profile),
                                "memory_limit_enforced_by": "launcher RSS watch",
-                               "n_threads": profile.runtime_defaults.get("n_threads")}
+                               # the count actually used (capped at the host) is n_threads on the record
+                               "profile_n_threads": profile.runtime_defaults.get("n_threads")}
     applied["cpu_affinity"] = _pin_cores(profile.cores, notes)
     notes.append("speed, clocks, memory bandwidth and power are this host's, not the device's")
     applied["notes"] = notes

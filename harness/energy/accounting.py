@@ -21,8 +21,12 @@ FIGURES = ("energy_gross_j", "energy_net_j", "power_avg_w", "power_peak_w", "ene
 
 def account(trace: Trace, window: tuple[float, float], phases: dict[str, tuple[float, float]],
             baseline_power_w: float | None, tokens_in: int, tokens_out: int,
-            carbon_g_per_kwh: float, carbon_source: str | None = None) -> dict:
+            carbon_g_per_kwh: float, carbon_source: str | None = None,
+            decode_tokens: int | None = None) -> dict:
     """Energy record fields for one window (monotonic s) of a trace.
+
+    `decode_tokens`: tokens decoded in the decode phase; default tokens_out - 1 (a generation's
+    first token comes out of prefill). llama-bench's tg test decodes all of its tokens there.
 
     An invalid trace (or a window outside it) gives energy_valid False, the reason, and null
     figures: never an estimate in place of a measurement.
@@ -36,7 +40,9 @@ def account(trace: Trace, window: tuple[float, float], phases: dict[str, tuple[f
     if reason:
         rec.update({k: None for k in FIGURES}, energy_valid=False, energy_invalid_reason=reason)
         return rec
-    rec.update(_figures(trace, window, phases, baseline, tokens_in, tokens_out, carbon_g_per_kwh))
+    n_decode = tokens_out - 1 if decode_tokens is None else decode_tokens
+    rec.update(_figures(trace, window, phases, baseline, tokens_in, tokens_out, n_decode,
+                        carbon_g_per_kwh))
     rec.update(energy_valid=True, energy_invalid_reason=None)
     if "scripted_params" in trace.sensor:  # test-only sensor: the analytic truth, for e2e checks
         rec["energy_scripted_true_j"] = scripted.true_energy_j(
@@ -73,7 +79,7 @@ def _window_problem(trace: Trace, window: tuple[float, float],
 
 
 def _figures(trace: Trace, window: tuple[float, float], phases: dict[str, tuple[float, float]],
-             baseline_w: float | None, tokens_in: int, tokens_out: int,
+             baseline_w: float | None, tokens_in: int, tokens_out: int, n_decode: int,
              carbon_g_per_kwh: float) -> dict:
     t0, t1 = window
     gross = trace.window(t0, t1)
@@ -88,7 +94,7 @@ def _figures(trace: Trace, window: tuple[float, float], phases: dict[str, tuple[
         "energy_prefill_j": prefill,
         "energy_decode_j": decode,
         "energy_per_prefill_token_j": _per(prefill, tokens_in),
-        "energy_per_decode_token_j": _per(decode, tokens_out - 1),  # the first token is prefill's
+        "energy_per_decode_token_j": _per(decode, n_decode),
         "tokens_per_j": tokens_out / gross if gross > 0 else None,
         "co2e_g": net / J_PER_KWH * carbon_g_per_kwh if net is not None else None,
     }

