@@ -1,0 +1,166 @@
+"""The metric registry: every figure a record carries, described once.
+
+A metric's meaning used to live in six places (budgets, report specs, table code, CSV, the
+launcher's summary rules); each new metric had to touch all of them. Here is the single entry:
+its SI unit (records always store SI), which direction is better, its kind, whether cell summaries
+carry statistics for it, how people read it (label, display unit, scale, format) and what it
+means. Launcher summaries, budgets, the terminal table and every report format read this table.
+
+Adding a metric: append one `Metric(...)` below and have a workload or the energy/device rooms put
+the field on repetition records. Nothing else is needed for it to be summarised, budgetable,
+shown and documented (docs/records.md is generated from this table).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+KINDS = ("latency", "memory", "energy", "quality", "model")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the record field, SI unit in the name (`_s`, `_j`, `_w`, `_bytes`, `_per_s`)
+    unit: str  # SI unit of the stored value ("1" for a ratio/fraction)
+    better: str | None  # "lower" | "higher" | None (no better direction: a descriptive figure)
+    kind: str  # one of KINDS
+    label: str  # what people read
+    display_unit: str  # unit shown in tables
+    scale: float  # shown value = stored value * scale
+    fmt: str  # format of the shown value
+    doc: str  # what it means, for docs/records.md
+    summarised: bool = True  # cell summaries carry mean/median/p90/stdev/CI/n
+    budget: bool = True  # `check` may put a limit on it
+    unstable_check: bool = True  # flagged when stdev > 10% of mean (timing/energy/memory)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.better == "lower"
+
+    @property
+    def higher_is_worse(self) -> bool:
+        return self.better == "lower"
+
+    def show(self, value: float | None) -> str:
+        return "" if value is None else self.fmt.format(value * self.scale)
+
+
+def _m(name: str, unit: str, better: str | None, kind: str, label: str, display_unit: str,
+       scale: float, fmt: str, doc: str, **kw: bool) -> Metric:
+    return Metric(name, unit, better, kind, label, display_unit, scale, fmt, doc, **kw)
+
+
+_Q = dict(unstable_check=False)  # quality rates: deterministic, their spread is over items
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    # latency
+    _m("load_time_s", "s", "lower", "latency", "Load time", "s", 1.0, "{:.2f}",
+       "Wall time of backend.load (model file to ready context)."),
+    _m("ttft_s", "s", "lower", "latency", "Time to first token", "ms", 1e3, "{:.0f}",
+       "Prompt start to the first generated token (prefill)."),
+    _m("prefill_tokens_per_s", "tokens/s", "higher", "latency", "Prefill speed", "tok/s", 1.0,
+       "{:.1f}", "Prompt tokens / prefill time (llama_bench pp: N / time of the N tokens)."),
+    _m("decode_tokens_per_s", "tokens/s", "higher", "latency", "Decode speed", "tok/s", 1.0,
+       "{:.1f}", "Generated tokens after the first / time after the first (llama_bench tg: N / "
+       "time of the N single-token decodes)."),
+    _m("e2e_latency_s", "s", "lower", "latency", "End-to-end latency", "s", 1.0, "{:.2f}",
+       "Prompt start to the last token (the whole repetition's work)."),
+    _m("decode_roofline_fraction", "1", "higher", "latency", "Roofline (decode)", "% of bound",
+       100.0, "{:.0f}", "decode tok/s x bytes read per decoded token / measured memory read "
+       "bandwidth: 1.0 is the memory-bandwidth bound.", budget=False),
+    # memory
+    _m("peak_rss_bytes", "B", "lower", "memory", "Peak memory (RSS)", "MiB", 2 ** -20, "{:.0f}",
+       "Largest resident set sampled (20 Hz) during the repetition."),
+    _m("peak_rss_hwm_bytes", "B", "lower", "memory", "Peak memory (OS high-water mark)", "MiB",
+       2 ** -20, "{:.0f}", "The kernel's VmHWM of the cell process (since it started)."),
+    _m("rss_after_load_bytes", "B", "lower", "memory", "Memory after load", "MiB", 2 ** -20,
+       "{:.0f}", "Resident set right after the model loaded."),
+    # energy
+    _m("energy_gross_j", "J", "lower", "energy", "Energy (gross)", "J", 1.0, "{:.2f}",
+       "Energy over the repetition's window, as the sensor covers it."),
+    _m("energy_net_j", "J", "lower", "energy", "Energy (net of idle)", "J", 1.0, "{:.2f}",
+       "Gross minus the idle baseline power x window."),
+    _m("baseline_power_w", "W", None, "energy", "Idle baseline power", "W", 1.0, "{:.2f}",
+       "Power with the model loaded and idle, measured before the repetitions.", budget=False),
+    _m("power_avg_w", "W", "lower", "energy", "Average power", "W", 1.0, "{:.2f}",
+       "Gross energy / window."),
+    _m("power_peak_w", "W", "lower", "energy", "Peak power", "W", 1.0, "{:.2f}",
+       "Highest sampled power in the window."),
+    _m("energy_prefill_j", "J", "lower", "energy", "Prefill energy", "J", 1.0, "{:.3f}",
+       "Gross energy of the prefill phase."),
+    _m("energy_decode_j", "J", "lower", "energy", "Decode energy", "J", 1.0, "{:.3f}",
+       "Gross energy of the decode phase."),
+    _m("energy_per_prefill_token_j", "J/token", "lower", "energy", "Energy / prefill token", "mJ",
+       1e3, "{:.2f}", "Prefill energy / prompt tokens."),
+    _m("energy_per_decode_token_j", "J/token", "lower", "energy", "Energy / decode token", "mJ",
+       1e3, "{:.2f}", "Decode energy / decoded tokens (tokens_out - 1 for a generation)."),
+    _m("tokens_per_j", "tokens/J", "higher", "energy", "Tokens per joule", "tok/J", 1.0, "{:.2f}",
+       "Generated tokens / gross energy."),
+    _m("energy_load_j", "J", "lower", "energy", "Load energy", "J", 1.0, "{:.2f}",
+       "Gross energy of the model load."),
+    _m("co2e_g", "g", "lower", "energy", "Carbon", "mg CO2e", 1e3, "{:.2f}",
+       "Net energy x grid carbon intensity."),
+    # quality (rates in [0, 1]; intervals per item as <name>_ci95_low/high)
+    _m("hallucination_rate", "1", "lower", "quality", "Hallucination rate", "%", 100.0, "{:.1f}",
+       "Hallucinated answers / all items.", **_Q),
+    _m("hallucination_rate_attempted", "1", "lower", "quality", "Hallucination rate (attempted)",
+       "%", 100.0, "{:.1f}", "Hallucinated / items not abstained.", **_Q),
+    _m("accuracy", "1", "higher", "quality", "Accuracy", "%", 100.0, "{:.1f}",
+       "Correct answers / all items.", **_Q),
+    _m("abstention_rate", "1", None, "quality", "Abstention rate", "%", 100.0, "{:.1f}",
+       "Abstained answers / all items.", budget=False, **_Q),
+    _m("empty_rate", "1", "lower", "quality", "Empty answers", "%", 100.0, "{:.1f}",
+       "Empty answers / all items.", **_Q),
+    _m("neither_rate", "1", None, "quality", "Neither right nor hallucinated", "%", 100.0,
+       "{:.1f}", "HaluEval answers close to neither reference / all items.", budget=False, **_Q),
+    _m("mc1", "1", "higher", "quality", "TruthfulQA MC1", "%", 100.0, "{:.1f}",
+       "Share of questions whose best-scored choice is the true one.", **_Q),
+    _m("mc2", "1", "higher", "quality", "TruthfulQA MC2", "%", 100.0, "{:.1f}",
+       "Normalised probability mass on the true choices.", **_Q),
+    _m("kl_divergence_mean", "nats", "lower", "quality", "KL divergence vs reference", "nats", 1.0,
+       "{:.4f}", "Mean KL(reference || level) of next-token distributions.", **_Q),
+    _m("top1_agreement", "1", "higher", "quality", "Top-1 agreement vs reference", "%", 100.0,
+       "{:.1f}", "Share of positions whose argmax token equals the reference's.", **_Q),
+    _m("perplexity_ratio", "1", "lower", "quality", "Perplexity ratio vs reference", "x", 1.0,
+       "{:.3f}", "Perplexity of the level / perplexity of the reference.", **_Q),
+    _m("perplexity", "1", "lower", "quality", "Perplexity", "", 1.0, "{:.2f}",
+       "Perplexity of the level on the fidelity windows.", budget=False, **_Q),
+    _m("perplexity_reference", "1", None, "quality", "Perplexity (reference)", "", 1.0, "{:.2f}",
+       "Perplexity of the reference level on the same windows.", budget=False, **_Q),
+    _m("token_agreement", "1", "higher", "quality", "Token agreement vs llama.cpp", "%", 100.0,
+       "{:.1f}", "Share of greedy tokens an ONNX level shares with its GGUF source's llama.cpp "
+       "run (computed across cells by the report).", summarised=False, budget=False, **_Q),
+    # counts (summarised: a quality workload's totals, a generation's lengths)
+    _m("tokens_in", "tokens", None, "latency", "Prompt tokens", "tokens", 1.0, "{:.0f}",
+       "Tokens of the prompt(s) processed.", budget=False, unstable_check=False),
+    _m("tokens_out", "tokens", None, "latency", "Generated tokens", "tokens", 1.0, "{:.0f}",
+       "Tokens generated.", budget=False, unstable_check=False),
+    _m("n_items", "items", None, "quality", "Items", "items", 1.0, "{:.0f}",
+       "Quality items scored.", budget=False, unstable_check=False),
+    _m("n_tokens", "tokens", None, "quality", "Scored tokens", "tokens", 1.0, "{:.0f}",
+       "Token positions scored by fidelity.", budget=False, unstable_check=False),
+    _m("window_s", "s", None, "latency", "Measured window", "s", 1.0, "{:.2f}",
+       "Length of the repetition's energy window.", budget=False),
+)}
+
+
+def get(name: str) -> Metric:
+    return METRICS[name]
+
+
+def summarised() -> tuple[str, ...]:
+    return tuple(n for n, m in METRICS.items() if m.summarised)
+
+
+def budgetable(better: str | None = None) -> tuple[str, ...]:
+    """Metrics `check` accepts; `better`="lower" for `max:` limits, "higher" for `min:`."""
+    return tuple(n for n, m in METRICS.items() if m.budget and (better is None or m.better == better))
+
+
+def of_kind(*kinds: str) -> tuple[str, ...]:
+    return tuple(n for n, m in METRICS.items() if m.kind in kinds)
+
+
+def interval_fields(names: Iterable[str]) -> tuple[str, ...]:
+    """The per-item interval fields a quality workload may record beside its rates."""
+    return tuple(f"{n}_ci95_{side}" for n in names for side in ("low", "high"))
