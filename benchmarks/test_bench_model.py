@@ -61,7 +61,7 @@ def _extra_info(run: Any) -> dict[str, Any]:
 @pytest.mark.e2e
 def test_bench_default_model_run(benchmark, tmp_path):
     store = require("harness.store", "load_run")
-    require("harness.runner", "execute")
+    require("harness.run", "run_matrix")
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(TINY_MATRIX)
     outs = iter(range(100))

@@ -47,6 +47,7 @@ class CellPayload:
     carbon_source: str
     threads: ThreadChoice | None = None  # how settings.n_threads was chosen (devices.threads)
     roofline: dict[str, Any] | None = None  # bandwidth and bytes per decoded token (harness.roofline)
+    reference_runtime: str | None = None  # runtime of reference_artifact (compress.levels.runtime_of)
 
 
 class MemoryWatch:
@@ -128,7 +129,7 @@ class QualityCtx:
         if ref is None or self._reference is not None:
             return
         # the reference may run in another runtime (an ONNX level against its GGUF source)
-        backend = get_backend("onnx" if ref.is_dir() else "llama_cpp")
+        backend = get_backend(self._payload.reference_runtime)
         backend.load(ref, replace(self._payload.settings, need_logits=True))
         self._reference = backend
 
@@ -282,7 +283,7 @@ class Roofline:
 
     def __init__(self, p: CellPayload):
         self._bw = (p.roofline or {}).get("memory_bandwidth_bytes_per_s")
-        self._path = p.artifact if not p.artifact.is_dir() else None
+        self._path = p.artifact if p.cell.runtime == "llama_cpp" else None
         self._bytes: float | None = None
 
     def prepare(self, result: Any) -> None:

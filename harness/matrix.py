@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .compress.levels import runtime_of
 from .records import CellKey
 from .schema import Node, load_yaml
 
@@ -127,10 +128,6 @@ class Matrix:
         for name, values in sorted(self.runtime_sweep):
             points = [p + ((name, v),) for p in points for v in values]
         return points
-
-
-def runtime_of(level: Any) -> str:
-    return "onnx" if getattr(level, "kind", None) == "onnx" else "llama_cpp"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .compress.gguf_header import Header, read_header
+from .gguf import Header, read_header
 from .devices.emulation import kv_bytes_per_token as kv_bytes_per_position
 
 ROW_LOOKUP_TENSORS = ("token_embd.weight", "position_embd.weight", "per_layer_token_embd.weight")

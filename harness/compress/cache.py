@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..models import cache_dir
+
 META_FILE = "meta.json"
 _PARTIAL = ".partial-"
 
@@ -32,12 +34,7 @@ class Entry:
 
 
 def default_cache_dir() -> Path:
-    """The model cache: harness.models.cache_dir() when the core provides it, else the same rule."""
-    try:
-        from ..models import cache_dir  # the core's single definition
-    except ImportError:
-        env = os.environ.get("HARNESS_CACHE_DIR")
-        return Path(env).expanduser() if env else Path.home() / ".cache" / "edgebench"
+    """The model cache (harness.models.cache_dir: HARNESS_CACHE_DIR or ~/.cache/edgebench)."""
     return Path(cache_dir())
 
 

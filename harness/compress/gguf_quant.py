@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import HarnessError, ModelError
+from ..gguf import describe
 from ..models import sha256_file
 from . import cache
-from .gguf_info import describe
 from .levels import Level, gguf_quant_types
 
 Progress = Callable[[str], None]

@@ -69,6 +69,17 @@ class Level:
         return {"format": "onnx", "precision": self.onnx}
 
 
+RUNTIMES = ("llama_cpp", "onnx")
+
+
+def runtime_of(level: Level) -> str:
+    """The one place a level's runtime is decided: ONNX levels run in onnxruntime-genai, every
+    GGUF level (quantized, pruned, or a file used as is) in llama.cpp. The matrix (a cell's
+    runtime), the run (how a level is built and described, which backend loads a fidelity
+    reference) and the manifest all ask here."""
+    return "onnx" if level.kind == "onnx" else "llama_cpp"
+
+
 @lru_cache(maxsize=1)
 def gguf_quant_types() -> dict[str, int]:
     """llama.cpp's output types by name (e.g. "Q4_K_M" -> 15), from llama_cpp's LLAMA_FTYPE_*.

@@ -27,9 +27,11 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from ..errors import HarnessError, ModelError
+from ..gguf import gguf_info
+from ..models import sha256_file
 from . import cache
 from .levels import ONNX_LEVELS
 
@@ -91,8 +93,6 @@ def export_onnx(gguf_path: Path, sha256: str, precision: str, cache_dir: Path,
         _say(progress, f"{precision}: cached {hit.path}")
         return Artifact(hit.path, dict(hit.meta["compression"], cache_hit=True))
     check_export_deps()
-    from ..models import gguf_info
-
     source = gguf_info(gguf_path)
     t0 = time.monotonic()
     hf_dir, dequant = _dequantized(gguf_path, sha256, cache_dir, progress)
@@ -149,28 +149,6 @@ def token_agreement(tokens_a: list[int] | tuple[int, ...],
     return same / longest
 
 
-def agreement_with_source(record: dict[str, Any], records: Iterable[dict[str, Any]]) -> float | None:
-    """`token_agreement` of an onnx repetition record with the llama.cpp record of its GGUF source.
-
-    The partner has the same model, device, power mode, workload and repetition, runtime
-    `llama_cpp`, and the level the ONNX weights derive from (`compression.derived_from.quant_type`,
-    the source file run as is). Both need `output_tokens` (generated ids); None when anything is
-    missing, so the report shows no figure rather than a wrong one.
-    """
-    source_level = ((record.get("compression") or {}).get("derived_from") or {}).get("quant_type")
-    mine = record.get("output_tokens")
-    if record.get("runtime") != "onnx" or source_level is None or mine is None:
-        return None
-    same = ("model", "device", "power_mode", "workload", "repetition")
-    for other in records:
-        if (other.get("record_type") == "repetition" and other.get("runtime") == "llama_cpp"
-                and other.get("level") == source_level
-                and all(other.get(k) == record.get(k) for k in same)
-                and other.get("output_tokens") is not None):
-            return token_agreement(list(mine), list(other["output_tokens"]))
-    return None
-
-
 def flatten_gemma3_rope(config: Any) -> bool:
     """Give a transformers 5.x Gemma 3 text config the flat RoPE keys the model builder reads.
 
@@ -198,8 +176,6 @@ def folder_size_bytes(path: Path) -> int:
 
 def folder_sha256(path: Path) -> str:
     """One digest for a model folder: sha256 over `relative/path<NUL>file sha256` lines, sorted."""
-    from ..models import sha256_file
-
     h = hashlib.sha256()
     for p in sorted(q for q in Path(path).rglob("*") if q.is_file()):
         h.update(f"{p.relative_to(path).as_posix()}\0{sha256_file(p)}\n".encode())

@@ -22,8 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ModelError
-from .gguf_header import Header, TensorInfo, read_header
-from .gguf_info import block_index
+from ..gguf import Header, TensorInfo, block_index, read_header
 from .levels import Prune
 
 LINEAR_RE = re.compile(

@@ -43,7 +43,7 @@ def zero_fraction(path: Path, tensor_names: set[str]) -> float | None:
     import gguf
     import numpy as np
 
-    from .gguf_header import read_header
+    from ..gguf import read_header
 
     header = read_header(path)
     zeros = total = 0
@@ -82,7 +82,7 @@ def build(job: dict[str, Any], progress: Callable[[str], None]) -> dict[str, Any
     result: dict[str, Any] = {"work_time_s": round(time.monotonic() - t0, 3),
                               "peak_rss_bytes": peak_rss_bytes(), "prune": prune_record}
     if prune_record and prune_record["method"] == "magnitude":
-        from .gguf_header import read_header
+        from ..gguf import read_header
 
         names = {t.name for t in read_header(out).tensors if LINEAR_RE.match(t.name)}
         prune_record["sparsity_after_quant"] = zero_fraction(out, names)

@@ -113,13 +113,10 @@ def measure_read_bandwidth(threads: int, duration_s: float = DEFAULT_DURATION_S,
 
 
 # -- the per-host cache -----------------------------------------------------------------------
-def host_fingerprint(host: dict[str, Any] | None = None) -> dict[str, Any]:
+def host_fingerprint(host: dict[str, Any]) -> dict[str, Any]:
     """The facts that, when they change, make a cached figure someone else's: CPU model, logical
-    cores, RAM, machine type, hostname. `host` is the manifest's host dict (runner.host_info)."""
-    if host is None:
-        from ..runner import host_info
-
-        host = host_info()
+    cores, RAM, machine type, hostname. `host` is the manifest's host dict
+    (harness.run.manifest.host_info), passed in so this room depends on no room above it."""
     return {k: host.get(k) for k in FINGERPRINT_KEYS}
 
 
@@ -183,7 +180,7 @@ def _measure_host(threads: int, duration_s: float, buffer_bytes: int | None,
 
 def host_bandwidth(cache_dir: Path, threads: int, refresh: bool = False,
                    duration_s: float = DEFAULT_DURATION_S, buffer_bytes: int | None = None,
-                   host: dict[str, Any] | None = None) -> dict[str, Any]:
+                   *, host: dict[str, Any]) -> dict[str, Any]:
     """This host's single- and `threads`-thread read bandwidth, from the cache when a valid entry
     for this host and thread count exists, else measured (a few seconds) and cached.
 

@@ -13,12 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..energy.config import SENSOR_NAMES  # the energy room's registry names, defined once
 from ..errors import ConfigError, HarnessError
 from ..schema import Node, load_yaml
 
-# Fixed across rooms (docs/ARCHITECTURE.md, "Names fixed across rooms").
-SENSOR_NAMES = ("rapl", "ina3221_hwmon", "ina3221_iio", "tegrastats", "rpi5_pmic", "usb_meter",
-                "android_battery", "pixel_odpm", "nvml", "powermetrics", "estimate", "scripted")
 ESTIMATE_LOOKUPS = ("codecarbon",)  # harness.energy.sensors.estimate.LOOKUPS
 THROTTLING_SOURCES = ("vcgencmd", "linux", "none")
 RULE_SOURCES = ("file", "exists", "getprop", "cpuinfo", "uname", "sysctl", "battery")

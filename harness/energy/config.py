@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 from ..schema import Node
 
+# The sensor registry's names, defined here once (harness.energy.registry opens
+# `sensors/<name>.py`; device profiles list them, validated against this tuple).
 SENSOR_NAMES = ("rapl", "ina3221_hwmon", "ina3221_iio", "tegrastats", "rpi5_pmic", "usb_meter",
                 "android_battery", "pixel_odpm", "nvml", "powermetrics", "estimate", "scripted")
 USB_METER_MODELS = ("UM24C", "UM25C", "UM34C")

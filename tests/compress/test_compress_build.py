@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from harness.compress import cache
-from harness.compress.gguf_header import read_header
+from harness.gguf import read_header
 from harness.compress.gguf_quant import ensure_level, tool_version
 from harness.compress.levels import parse_level
 from harness.errors import HarnessError, ModelError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.compress.gguf_header import read_header
+from harness.gguf import read_header
 from harness.compress.gguf_quant import ensure_level
 from harness.compress.levels import parse_level
 from harness.schema import Node

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ModelError
 
+GGUF_MAGIC = b"GGUF"
 # GGUF value types (gguf.GGUFValueType) -> struct format of one scalar
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
            10: "<Q", 11: "<q", 12: "<d"}
@@ -121,7 +122,7 @@ def read_header(path: Path) -> Header:
     path = Path(path)
     data = np.memmap(path, dtype=np.uint8, mode="r")
     cur = _Cursor(memoryview(data), path)
-    if bytes(data[:4]) != b"GGUF":
+    if bytes(data[:4]) != GGUF_MAGIC:
         raise ModelError(f"{path} is not a GGUF file (first bytes {bytes(data[:4])!r})")
     cur.pos = 4
     version = cur.scalar("<I")
@@ -150,3 +151,11 @@ def read_header(path: Path) -> Header:
                              "is truncated")
         tensors.append(t)
     return Header(path, version, kv, tensors, alignment)
+
+
+def check_magic(path: Path) -> None:
+    """The first four bytes only: a cheap 'is this a GGUF file at all' before hashing it."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != GGUF_MAGIC:
+        raise ModelError(f"{path} is not a GGUF file (first bytes {magic!r}, expected b'GGUF')")

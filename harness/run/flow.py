@@ -1,0 +1,135 @@
+"""A run from start to end: plan, prepare artifacts, write the manifest, execute, table, report.
+
+`run_matrix(RunOptions) -> exit code` is what `python -m harness run` calls; every step is in
+its own module of this package (planning, artifacts, manifest, execution).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .. import devices
+from ..energy import carbon_intensity
+from ..errors import HarnessError
+from ..matrix import Matrix, load_matrix, parse_matrix
+from ..store import RunLock, RunWriter
+from .artifacts import prepare_artifacts
+from .execution import RunContext, RunResult, execute, probe_bandwidth
+from .manifest import build_manifest, energy_manifest, new_run_id
+from .planning import (DeviceChoice, Progress, check_named_sensor, choose_device, open_for_resume,
+                       print_dry_run, reference_cells, select_cells)
+
+DEFAULT_MATRIX = "benchmarks/matrix.yaml"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the `run` command was asked (see harness.cli.run for each option's meaning)."""
+
+    matrix: str | None = None
+    resume: str | None = None
+    dry_run: bool = False
+    device: str | None = None
+    emulate: str | None = None
+    output_dir: str | None = None
+    quiet: bool = False
+    no_report: bool = False
+    argv: list[str] = field(default_factory=list)
+
+
+def run_matrix(options: RunOptions) -> int:
+    """Run (or resume, or list) a matrix; 0 all cells ok, 1 some failed, 130 interrupted."""
+    manifest, finished, matrix = _load(options)
+    device = choose_device(matrix, manifest, emulate=options.emulate, device=options.device)
+    cells = select_cells(matrix, device)
+    if options.dry_run:
+        print_dry_run(matrix, cells, device)
+        return 0
+    check_named_sensor(matrix)
+    carbon = carbon_intensity(matrix.energy)
+    progress = Progress(cells, options.quiet)
+    todo = [c for c in cells if c.key.cell_id not in finished]
+    prepared = prepare_artifacts(todo + reference_cells(todo, cells), progress.say)
+    writer, run_id = _writer(options, matrix, device, manifest)
+    with RunLock(writer.dir):
+        if manifest is not None:
+            bandwidth = manifest.get("memory_bandwidth")
+        else:
+            bandwidth = probe_bandwidth(todo, device, progress.say)
+            (writer.dir / "matrix.yaml").write_bytes(matrix.file.read_bytes())
+            writer.write_manifest(build_manifest(run_id, matrix, device, energy_manifest(matrix, carbon),
+                                                 options.argv) | {"memory_bandwidth": bandwidth})
+        progress.say(f"run {run_id}: {len(cells)} cells on {device.profile.name}"
+                     f"{' (emulated)' if device.emulated else ''} -> {writer.dir}"
+                     + (f"; {len(finished)} already finished" if finished else ""))
+        ctx = RunContext(matrix, device, writer, run_id, carbon, prepared, bandwidth)
+        result = execute(ctx, cells, finished, progress)
+    return _finish(result, finished, options, progress)
+
+
+def _load(options: RunOptions) -> tuple[dict[str, Any] | None, set[str], Matrix]:
+    """The matrix to run, and for a resumed run its manifest and the cells already finished."""
+    profiles = devices.load_profiles()
+    if options.resume:
+        manifest, finished = open_for_resume(Path(options.resume))
+        return manifest, finished, parse_matrix(manifest["matrix"], Path(manifest["matrix_path"]),
+                                                set(profiles))
+    return None, set(), load_matrix(options.matrix or DEFAULT_MATRIX, set(profiles))
+
+
+def _writer(options: RunOptions, matrix: Matrix, device: DeviceChoice,
+            manifest: dict[str, Any] | None) -> tuple[RunWriter, str]:
+    """The resumed run's directory, or a new one under the output folder."""
+    if manifest is not None:
+        return RunWriter(Path(options.resume)), manifest["run_id"]
+    out = Path(options.output_dir) if options.output_dir else matrix.output_dir
+    run_id = new_run_id(device.profile.name + ("-emulated" if device.emulated else ""))
+    return RunWriter.create(out, run_id), run_id
+
+
+def _finish(result: RunResult, finished: set[str], options: RunOptions, progress: Progress) -> int:
+    """The results table, the report, and the exit code."""
+    print_table(result, finished, stream=sys.stdout)
+    if result.interrupted:
+        print(f"interrupted: finished cells are recorded; continue with\n"
+              f"  python -m harness run --resume {result.run_dir}", file=sys.stderr)
+        return 130
+    if not options.no_report:
+        write_report(result.run_dir, progress)
+    if result.n_failed:
+        print(f"{result.n_failed} cell(s) failed; see the table above and {result.run_dir}/records.jsonl",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_table(result: RunResult, finished: set[str], stream: TextIO) -> None:
+    """One row per cell (per speed workload and swept setting), as the report shows them.
+
+    The report room is imported here, not at the top: a device may run without the [report]
+    extra, and `--dry-run` or a failed preparation never reach this point.
+    """
+    from ..report.terminal import results_table_text
+
+    records = [o.summary if o.ok else o.failure for _, o in result.outcomes if o is not None]
+    stream.write(results_table_text(records))
+    if finished:
+        print(f"({len(finished)} cell(s) finished in an earlier attempt are not shown)", file=stream)
+
+
+def write_report(run_dir: Path, progress: Progress) -> None:
+    """The run's HTML report; a device without the [report] extra still ends its run well,
+    saying what to install (hence the import here, and its ImportError named)."""
+    try:
+        from ..report import write_report as _write
+    except ImportError as e:
+        progress.say(f"report skipped: {e} (pip install edgebench[report])")
+        return
+    try:
+        files = _write([run_dir], run_dir / "report.html")
+    except HarnessError as e:
+        progress.say(f"report skipped: {e}")
+        return
+    progress.say("report: " + ", ".join(str(f) for f in files))
