@@ -1,12 +1,15 @@
-"""How each record metric is shown: label, display unit, scale and which direction is better.
+"""How each record metric is shown, as a view of the metric registry (`harness.metrics`).
 
 Records keep SI units (`_j`, `_s`, `_bytes`); the page shows friendlier units (mJ per token, ms,
-MB) and always says which. One table here so the HTML, Markdown and CSV agree on names.
+MiB) and always says which. The label, display unit, scale and direction come from the registry,
+so the HTML, Markdown, CSV and the terminal table agree with budgets and the records reference.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from ..metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -18,45 +21,9 @@ class MetricSpec:
     lower_is_better: bool
 
 
-_SPECS = [
-    MetricSpec("energy_per_decode_token_j", "Energy / decode token", "mJ", 1e3, True),
-    MetricSpec("energy_per_prefill_token_j", "Energy / prefill token", "mJ", 1e3, True),
-    MetricSpec("tokens_per_j", "Tokens per joule", "tok/J", 1.0, False),
-    MetricSpec("energy_net_j", "Energy (net of idle)", "J", 1.0, True),
-    MetricSpec("energy_gross_j", "Energy (gross)", "J", 1.0, True),
-    MetricSpec("energy_load_j", "Load energy", "J", 1.0, True),
-    MetricSpec("power_avg_w", "Average power", "W", 1.0, True),
-    MetricSpec("baseline_power_w", "Idle baseline power", "W", 1.0, True),
-    MetricSpec("co2e_g", "Carbon", "mg CO2e", 1e3, True),
-    MetricSpec("decode_tokens_per_s", "Decode speed", "tok/s", 1.0, False),
-    MetricSpec("prefill_tokens_per_s", "Prefill speed", "tok/s", 1.0, False),
-    # decode tok/s x bytes read per token / measured memory bandwidth: 62 means 62 % of the
-    # memory-bandwidth bound (100 is the most decode can reach, whatever the thread count)
-    MetricSpec("decode_roofline_fraction", "Roofline (decode)", "% of bound", 100.0, False),
-    MetricSpec("ttft_s", "Time to first token", "ms", 1e3, True),
-    MetricSpec("e2e_latency_s", "End-to-end latency", "s", 1.0, True),
-    MetricSpec("load_time_s", "Load time", "s", 1.0, True),
-    MetricSpec("peak_rss_bytes", "Peak memory (RSS)", "MB", 1e-6, True),
-    MetricSpec("hallucination_rate", "Hallucination rate", "%", 100.0, True),
-    MetricSpec("hallucination_rate_attempted", "Hallucination rate (attempted)", "%", 100.0, True),
-    MetricSpec("accuracy", "Accuracy", "%", 100.0, False),
-    MetricSpec("abstention_rate", "Abstention rate", "%", 100.0, False),
-    MetricSpec("empty_rate", "Empty answers", "%", 100.0, True),
-    MetricSpec("mc1", "TruthfulQA MC1", "%", 100.0, False),
-    MetricSpec("mc2", "TruthfulQA MC2", "%", 100.0, False),
-    MetricSpec("kl_divergence_mean", "KL divergence vs reference", "nats", 1.0, True),
-    MetricSpec("top1_agreement", "Top-1 agreement vs reference", "%", 100.0, False),
-    MetricSpec("perplexity_ratio", "Perplexity ratio vs reference", "x", 1.0, True),
-    MetricSpec("token_agreement", "Token agreement vs llama.cpp", "%", 100.0, False),
-]
-SPECS: dict[str, MetricSpec] = {s.name: s for s in _SPECS}
-
-ENERGY_METRICS = ("energy_per_decode_token_j", "energy_per_prefill_token_j", "tokens_per_j",
-                  "energy_net_j", "energy_gross_j", "energy_load_j", "power_avg_w",
-                  "baseline_power_w", "co2e_g")
-QUALITY_METRICS = ("hallucination_rate", "accuracy", "abstention_rate",
-                   "hallucination_rate_attempted", "empty_rate", "mc1", "mc2",
-                   "kl_divergence_mean", "top1_agreement", "perplexity_ratio")
+SPECS: dict[str, MetricSpec] = {
+    m.name: MetricSpec(m.name, m.label, m.display_unit, m.scale, m.lower_is_better)
+    for m in METRICS.values()}
 
 
 def fmt_number(x: float | None, digits: int = 3) -> str:
@@ -84,4 +51,6 @@ def fmt_ci(name: str, low: float | None, high: float | None) -> str:
 
 def header(name: str) -> str:
     spec = SPECS.get(name)
-    return f"{spec.label} ({spec.unit})" if spec else name
+    if spec is None:
+        return name
+    return f"{spec.label} ({spec.unit})" if spec.unit else spec.label
