@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import HarnessError
-from .records import CELL_FAILED, CELL_SUMMARY, KNOWN_SCHEMA_VERSIONS, REPETITION
+from .records import (CELL_FAILED, CELL_SUMMARY, KNOWN_SCHEMA_VERSIONS, REPETITION,
+                      expand_repetition)
 
 RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
+OUTPUTS_DIR = "outputs"  # per-repetition generation outputs, one JSONL file per cell (schema 2)
 
 
 class DiskFullError(HarnessError):
@@ -191,6 +193,7 @@ class RunWriter:
         self.records = JsonlAppender(run_dir / RECORDS_FILE)
         (run_dir / "traces").mkdir(exist_ok=True)
         (run_dir / "samples").mkdir(exist_ok=True)
+        (run_dir / OUTPUTS_DIR).mkdir(exist_ok=True)
 
     @classmethod
     def create(cls, output_dir: Path, run_id: str) -> "RunWriter":
@@ -231,6 +234,13 @@ class RunWriter:
         _write_durably(path, "".join(dumps(r) + "\n" for r in rows))
         return path
 
+    def append_outputs(self, cell_id: str, rows: Iterable[dict[str, Any]]) -> Path:
+        """Generation outputs (attempt, repetition, text, stop reason, token ids) of a cell."""
+        path = self.dir / OUTPUTS_DIR / f"{cell_id}.jsonl"
+        path.parent.mkdir(exist_ok=True)  # a run written before schema 2, resumed
+        _write_durably(path, "".join(dumps(r) + "\n" for r in rows))
+        return path
+
 
 # --------------------------------------------------------------------------------------------
 # Reading a run
@@ -264,12 +274,16 @@ class Run:
         return {r["cell_id"] for r in self.summaries}
 
 
-def load_run(run_dir: Path | str) -> Run:
+def load_run(run_dir: Path | str, expand: bool = True) -> Run:
     """Read a run directory.
 
     A cell may have been attempted more than once (resume after a crash). For each cell the last
     final record (summary or failure) wins, and only repetitions of that same attempt are kept;
     repetitions of an attempt that never finished are dropped with a warning.
+
+    Schema 2 writes a cell's dimensions and constants once, on its final record; with `expand`
+    (the default) each repetition dict gets them back (shared values, not copies), so readers
+    see repetitions as schema 1 wrote them. `expand=False` gives the lean records as stored.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -285,7 +299,16 @@ def load_run(run_dir: Path | str) -> Run:
     rows, warnings = read_jsonl(run_dir / RECORDS_FILE)
     for r in rows:
         _check_version(r, run_dir / RECORDS_FILE)
-    return Run(run_dir, manifest, _final_records(rows, warnings), warnings)
+    return Run(run_dir, manifest, _final_records(rows, warnings, expand), warnings)
+
+
+def read_outputs(run_dir: Path | str, cell_id: str, attempt: str | None = None) -> list[dict[str, Any]]:
+    """A cell's per-repetition generation outputs (schema 2), of one attempt if given.
+
+    Schema 1 kept them on the repetition records instead; an absent file gives [].
+    """
+    rows, _ = read_jsonl(Path(run_dir) / OUTPUTS_DIR / f"{cell_id}.jsonl")
+    return [r for r in rows if attempt is None or r.get("attempt") == attempt]
 
 
 def _check_version(obj: dict[str, Any], where: Path) -> None:
@@ -295,7 +318,8 @@ def _check_version(obj: dict[str, Any], where: Path) -> None:
                            f"({sorted(KNOWN_SCHEMA_VERSIONS)}); upgrade edgebench")
 
 
-def _final_records(rows: list[dict[str, Any]], warnings: list[str]) -> list[dict[str, Any]]:
+def _final_records(rows: list[dict[str, Any]], warnings: list[str],
+                   expand: bool = True) -> list[dict[str, Any]]:
     final: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r.get("record_type") in (CELL_SUMMARY, CELL_FAILED):
@@ -307,7 +331,7 @@ def _final_records(rows: list[dict[str, Any]], warnings: list[str]) -> list[dict
             continue
         f = final.get(r["cell_id"])
         if f is not None and f.get("attempt") == r.get("attempt"):
-            out.append(r)
+            out.append(expand_repetition(r, f) if expand else r)
         else:
             orphans += 1
     if orphans:

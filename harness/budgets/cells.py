@@ -76,9 +76,9 @@ class Cell:
         values = [float(r[metric]) for r in reps if _is_number(r.get(metric))]
         if values:
             s = summarize(values)
-        elif self.repetitions:  # recorded nowhere, or only in repetitions flagged invalid
+        elif any(metric in r for r in self.repetitions):  # only in repetitions flagged invalid
             return None
-        else:  # a run stored without repetition records: the summary is all there is
+        else:  # measured once per cell (schema 2), or a run without repetition records
             s = (self.final.get("metrics") or {}).get(metric)
             if not s or s.get("mean") is None:
                 return None

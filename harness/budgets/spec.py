@@ -12,34 +12,18 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import metrics as registry
 from ..errors import ConfigError, HarnessError
+from ..metrics import Metric
 from ..schema import Node, load_yaml
 
 MATCH_KEYS = ("model", "level", "runtime", "device", "power_mode", "workload")
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A record field a budget may limit, with the direction in which it gets worse."""
-
-    name: str
-    higher_is_worse: bool
-    unit: str
-    kind: str  # energy | latency | memory | quality: energy figures carry a measurement method
-
-
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("energy_per_decode_token_j", True, "J/token", "energy"),
-    Metric("energy_gross_j", True, "J", "energy"),
-    Metric("energy_net_j", True, "J", "energy"),
-    Metric("decode_tokens_per_s", False, "tokens/s", "latency"),
-    Metric("ttft_s", True, "s", "latency"),
-    Metric("e2e_latency_s", True, "s", "latency"),
-    Metric("peak_rss_bytes", True, "B", "memory"),
-    Metric("hallucination_rate", True, "", "quality"),
-    Metric("kl_divergence_mean", True, "nats", "quality"),
-    Metric("accuracy", False, "", "quality"),
-)}
+# A budget may limit every metric harness.metrics marks budgetable that has a better direction:
+# `max:` for lower-is-better metrics, `min:` for higher-is-better ones.
+METRICS: dict[str, Metric] = {n: registry.get(n) for n in registry.budgetable()
+                              if registry.get(n).better is not None}
 MAX_METRICS = tuple(n for n, m in METRICS.items() if m.higher_is_worse)
 MIN_METRICS = tuple(n for n, m in METRICS.items() if not m.higher_is_worse)
 

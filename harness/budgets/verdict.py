@@ -52,7 +52,7 @@ def fmt_value(value: float | None, unit: str) -> str:
     if unit == "B":
         return f"{value / 2**20:.1f} MiB"
     text = f"{value:.4g}"
-    return f"{text} {unit}" if unit else text
+    return f"{text} {unit}" if unit and unit != "1" else text  # "1": a ratio, shown bare
 
 
 def fmt_interval(lo: float | None, hi: float | None, unit: str) -> str:
