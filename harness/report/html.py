@@ -29,8 +29,27 @@ QUALITY_COLUMNS = ("hallucination_rate", "accuracy", "abstention_rate",
                    "top1_agreement", "perplexity_ratio", "token_agreement")
 PIVOT_METRICS = ("energy_per_decode_token_j", "decode_tokens_per_s")
 ROOFLINE = "decode_roofline_fraction"
+PAGE_SIZE = "\x00page-size\x00"  # placeholder in the first line, replaced by with_page_size
+PAGE_ROWS = 100  # rows a long table shows before "Show all" (a 10,000-cell report stays usable)
+TRACES_INLINE = 24  # power-trace charts per device; the rest are linked CSV files
 
 SORT_JS = """
+function page(table) {
+  var n = parseInt(table.getAttribute('data-page'), 10);
+  if (!n || table.hasAttribute('data-all')) { return; }
+  Array.prototype.forEach.call(table.tBodies[0].rows, function (r, i) { r.hidden = i >= n; });
+}
+document.querySelectorAll('table[data-page]').forEach(function (table) {
+  page(table);
+  var b = document.createElement('button'); b.type = 'button';
+  b.textContent = 'Show all ' + table.tBodies[0].rows.length + ' rows';
+  b.addEventListener('click', function () {
+    table.setAttribute('data-all', '');
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (r) { r.hidden = false; });
+    b.remove();
+  });
+  table.parentNode.insertAdjacentElement('afterend', b);
+});
 document.querySelectorAll('table.sortable').forEach(function (table) {
   table.querySelectorAll('th').forEach(function (th, col) {
     th.tabIndex = 0;
@@ -52,6 +71,7 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
         return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
       });
       rows.forEach(function (r) { body.appendChild(r); });
+      page(table);
     }
     th.addEventListener('click', sort);
     th.addEventListener('keydown', function (e) { if (e.key === 'Enter') { sort(); } });
@@ -95,6 +115,7 @@ tbody tr:hover { background: #fafbfc; }
 .charts figure { margin: 0; flex: 1 1 440px; max-width: 560px; }
 svg { max-width: 100%; height: auto; }
 .scroll { overflow-x: auto; max-width: 100%; }
+button { font: inherit; margin: 0 0 12px; cursor: pointer; }
 details { margin: 6px 0; } summary { cursor: pointer; font-weight: 600; }
 .traces { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 8px 18px; }
 td { white-space: nowrap; } td.wrap { white-space: normal; min-width: 16em; } td .badge { white-space: normal; }
@@ -131,7 +152,7 @@ def render_html(table: ResultsTable, out_dir: Path, constraints: Constraints,
         *([("llamabench", "llama-bench tests", _llama_bench(bench))] if bench else []),
         ("levels", "By level", _by_level(table, configs)),
         ("quality", "Quality", _quality(table, out_dir, reference_level)),
-        ("traces", "Power traces", _traces(table)),
+        ("traces", "Power traces", _traces(table, out_dir)),
         ("failed", "Failed cells", _failures(table)),
         ("methods", "Methods", _methods(table, out_dir)),
     ]
@@ -140,13 +161,22 @@ def render_html(table: ResultsTable, out_dir: Path, constraints: Constraints,
                    for sid, name, content in sections)
     csp = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
            f"script-src '{_script_hash(SORT_JS)}'; base-uri 'none'; form-action 'none'")
-    return (
+    page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{_e(title)}</h1>{_what_ran(table)}{_warnings(table)}<nav>{nav}</nav>{body}"
         f"<script>{SORT_JS}</script></body></html>\n")
+    return with_page_size(page)
+
+
+def with_page_size(page: str) -> str:
+    """Fill in the page's own size (said on the page, so a reader knows what a long report
+    weighs before mailing it); the figure is rounded, so filling it in does not change it."""
+    size = len(page.encode("utf-8")) - len(PAGE_SIZE)
+    text = f"{size / 1e3:.0f} kB" if size < 1e6 else f"{size / 1e6:.1f} MB"
+    return page.replace(PAGE_SIZE, f"this page: {text}", 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,11 +185,15 @@ def render_html(table: ResultsTable, out_dir: Path, constraints: Constraints,
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], sortable: bool = True,
            cls: str = "") -> str:
-    """rows hold ready HTML cells (<td>...</td>); headers are plain text."""
+    """rows hold ready HTML cells (<td>...</td>); headers are plain text. A table longer than
+    PAGE_ROWS shows its first PAGE_ROWS rows and a "Show all" button (sorting covers every row);
+    without script every row shows."""
     head = "".join(f"<th scope=\"col\">{_e(h)}</th>" for h in headers)
+    rows = list(rows)
     body = "".join("<tr>" + "".join(r) + "</tr>" for r in rows)
     classes = " ".join(c for c in ("sortable" if sortable else "", cls) if c)
-    return (f'<div class="scroll"><table class="{classes}"><thead><tr>{head}</tr></thead>'
+    paged = f' data-page="{PAGE_ROWS}"' if len(rows) > PAGE_ROWS else ""
+    return (f'<div class="scroll"><table class="{classes}"{paged}><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 
 
@@ -255,7 +289,7 @@ def _what_ran(table: ResultsTable) -> str:
     return (f'<p class="sub">{len(runs)} run(s), {n_cells} cells ({len(table.failures)} failed) · '
             f"models: {_e(', '.join(models))} · levels: {_e(', '.join(levels))} · "
             f"workloads: {_e(', '.join(workloads))} · "
-            f"devices: {_e(', '.join(devices))} · {_e(when)}</p>")
+            f"devices: {_e(', '.join(devices))} · {_e(when)} · {PAGE_SIZE}</p>")
 
 
 def _warnings(table: ResultsTable) -> str:
@@ -382,13 +416,12 @@ def _outputs(table: ResultsTable, dkey: DeviceKey) -> str:
     cells = [c for c in table.cells if c["device_key"] == dkey and c.get("output_text") is not None]
     if not cells:
         return ""
-    items = "".join(f"<tr><td>{_e(config_label(c, with_runtime=True))}</td>"
-                    f"<td>{_e(c['workload'] + cell_settings_text(c))}</td>"
-                    f"<td class=\"wrap\"><pre>{_e(_clip(c['output_text']))}</pre></td>"
-                    f'<td class="flags">{flags(c)}</td></tr>' for c in cells)
+    rows = [[_td(config_label(c, with_runtime=True)), _td(c["workload"] + cell_settings_text(c)),
+             f'<td class="wrap"><pre>{_e(_clip(c["output_text"]))}</pre></td>',
+             f'<td class="flags">{flags(c)}</td>'] for c in cells]
     return (f"<details><summary>Generated text ({len(cells)} cells, first repetition)</summary>"
-            "<table><thead><tr><th>Configuration</th><th>Workload</th><th>Output</th><th>Flags</th>"
-            f"</tr></thead><tbody>{items}</tbody></table></details>")
+            + _table(["Configuration", "Workload", "Output", "Flags"], rows, sortable=False)
+            + "</details>")
 
 
 def _clip(text: str, n: int = 600) -> str:
@@ -683,7 +716,7 @@ def _excerpts(table: ResultsTable, qcells: list[Row]) -> str:
     return ("<h3>Hallucinated answers (excerpt)</h3>" + "".join(parts)) if parts else ""
 
 
-def _traces(table: ResultsTable) -> str:
+def _traces(table: ResultsTable, out_dir: Path) -> str:
     if not table.traces:
         return "<p>No power traces in these runs.</p>"
     by_cell = {(c["run_id"], c["cell_id"]): c for c in table.cells}
@@ -697,15 +730,30 @@ def _traces(table: ResultsTable) -> str:
         if not cells:
             continue
         figs = []
-        for k, c in cells:
+        for k, c in cells[:TRACES_INLINE]:
             tr = table.traces[k]
             shown = sum(len(s["t_s"]) for s in tr.segments)
             label = f"{config_label(c, with_runtime=True)} / {c['workload']}{cell_settings_text(c)}"
             figs.append(f'<div class="trace"><h4>{_e(label)}</h4><p>{energy_badge(c)}{flags(c)} '
                         f"{tr.n_raw} samples, {shown} plotted</p>{charts.trace_svg(tr.segments, label)}</div>")
         parts.append(f"<details><summary>{_e(dkey.label())}: {len(cells)} cell(s)</summary>"
-                     f'<div class="traces">{"".join(figs)}</div></details>')
+                     f'<div class="traces">{"".join(figs)}</div>'
+                     f"{_more_traces(table, cells[TRACES_INLINE:], out_dir)}</details>")
     return "".join(parts)
+
+
+def _more_traces(table: ResultsTable, cells: list[tuple[tuple[str, str], Row]], out_dir: Path) -> str:
+    """Beyond TRACES_INLINE charts a device's traces are links to their CSV files: thousands of
+    inline charts would make the page too heavy to open."""
+    if not cells:
+        return ""
+    run_paths = {r["run_id"]: Path(r["path"]) for r in table.runs}
+    rows = [[_td(f"{config_label(c, with_runtime=True)} / {c['workload']}{cell_settings_text(c)}"),
+             _td(table.traces[k].n_raw, table.traces[k].n_raw),
+             f'<td><a href="{_e(relpath(run_paths[k[0]] / "traces" / f"{k[1]}.csv", out_dir))}">'
+             f"{_e(k[1])}.csv</a></td>"] for k, c in cells]
+    return (f"<p>{len(cells)} more cell(s): their samples are in the run's traces folder.</p>"
+            + _table(["Cell", "Samples", "Trace file"], rows))
 
 
 def _failures(table: ResultsTable) -> str:
