@@ -1,7 +1,6 @@
 """`python -m harness devices` on fixture roots."""
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import subprocess
@@ -62,23 +61,6 @@ def test_detect_json_with_state(root, tools, capsys, tmp_path):
         assert s["ok"] is False and s["detail"]
     assert rep["fallback"] == "estimate (a labelled estimate, not a measurement)"
     assert rep["state"]["nvpmodel"] == {"name": "MAXN_SUPER", "id": 2}
-
-
-def test_detect_degrades_without_the_energy_prober(root, tools, capsys, monkeypatch):
-    root("laptop-intel")
-    real_import = builtins.__import__
-
-    def no_energy(name, globals=None, locals=None, fromlist=(), level=0):
-        if level == 2 and name == "energy" or name == "harness.energy":
-            raise ImportError("harness.energy is not built yet")
-        return real_import(name, globals, locals, fromlist, level)
-
-    monkeypatch.setattr(builtins, "__import__", no_energy)
-    assert main(["devices", "--detect"]) == 0
-    out = capsys.readouterr().out
-    assert "This machine: laptop-x86-intel" in out
-    assert "sensor probing unavailable" in out
-    assert "?   rapl: not probed" in out
 
 
 def test_detect_when_nothing_matches(tmp_path, monkeypatch, tools, capsys):

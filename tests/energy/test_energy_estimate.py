@@ -261,7 +261,7 @@ def test_profile_lookup_is_validated(tmp_path):
 
 
 def test_detect_shows_the_looked_up_figures(machine):
-    from harness.cli.devices import _estimate_probe
+    from harness.devices.overview import _estimate_probe
     machine("kvm_amd_epyc_2vcpu.txt")
     probe = _estimate_probe(load_profile_file(DEVICES / "linux-generic.yaml"))
     assert probe["ok"] and "tdp_w 8 W, idle_w 0.8 W" in probe["detail"]
