@@ -93,8 +93,9 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     warnings: list[str] = []
     if not path.exists():
         return rows, warnings
-    with open(path, encoding="utf-8", errors="replace") as f:
-        lines = f.read().split("\n")
+    with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
+        lines = list(f)  # one string per line, not the file's text and its lines at once
+    last = len(lines) - (1 if lines and not lines[-1].endswith("\n") else 0)
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -103,7 +104,7 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             if not isinstance(obj, dict):
                 raise ValueError("not an object")
         except ValueError:
-            where = "last line" if i >= len(lines) - 1 else f"line {i}"
+            where = "last line" if i >= last else f"line {i}"
             warnings.append(f"{path}: {where} is incomplete or corrupt (torn write?); ignored")
             continue
         rows.append(obj)
@@ -296,9 +297,10 @@ def load_run(run_dir: Path | str, expand: bool = True) -> Run:
     except ValueError as e:
         raise HarnessError(f"{manifest_path}: corrupt ({e})") from None
     _check_version(manifest, manifest_path)
-    rows, warnings = read_jsonl(run_dir / RECORDS_FILE)
+    records_path = run_dir / RECORDS_FILE
+    rows, warnings = read_jsonl(records_path)
     for r in rows:
-        _check_version(r, run_dir / RECORDS_FILE)
+        _check_version(r, records_path)
     return Run(run_dir, manifest, _final_records(rows, warnings, expand), warnings)
 
 
