@@ -15,6 +15,7 @@ one row per test and thread count: a sweep or a second generation workload never
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import HarnessError
+from ..results import summary_metrics
 from ..store import Run, iter_run_dirs, load_run
 from .metrics import SPECS
 
@@ -129,6 +131,8 @@ class ResultsTable:
     warnings: list[str]
     traces: dict[tuple[str, str], Trace] = field(default_factory=dict)  # (run_id, cell_id)
     quality: dict[tuple[str, str], QualityDetail] = field(default_factory=dict)
+    # configurations(self), computed once: the page, the Markdown and the CSV all need them
+    configs: list[Row] | None = field(default=None, repr=False, compare=False)
 
     def devices(self) -> list[DeviceKey]:
         return sorted({r["device_key"] for r in self.cells + self.failures},
@@ -143,7 +147,9 @@ def load_results(paths: Sequence[str | Path]) -> ResultsTable:
     runs = [load_run(d) for d in dirs]
     runs, dup_warnings = dedupe_runs(runs)
     check_conflicts(runs)
-    table = results_table(runs, read_trace=_read_trace, read_samples=_read_samples)
+    names = _Listings()
+    table = results_table(runs, read_trace=functools.partial(_read_trace, names=names),
+                          read_samples=functools.partial(_read_samples, names=names))
     table.warnings[:0] = dup_warnings
     return table
 
@@ -284,20 +290,7 @@ def cell_row(run_id: str, dkey: DeviceKey, summary: Row, reps: list[Row]) -> Row
     row["sample_rate_hz"] = _mean([r.get("sample_rate_hz") for r in reps])
     row["samples_file"] = first.get("samples_file")
     row["output_text"] = first.get("output_text")
-    metrics = summary.get("metrics") or {}
-    for name, m in metrics.items():
-        if name.endswith(("_ci95_low", "_ci95_high")) or not isinstance(m, dict):
-            continue
-        if name in SETTING_FIELDS + CARRIED_FIELDS and row.get(name) is not None:
-            continue  # a setting summarised as a metric by mistake: the top-level value stands
-        row[name] = m.get("mean")
-        row[f"{name}_n"] = m.get("n")
-        row[f"{name}_stdev"] = m.get("stdev")
-        lo, hi = metrics.get(f"{name}_ci95_low"), metrics.get(f"{name}_ci95_high")
-        if isinstance(lo, dict) and isinstance(hi, dict):
-            row[f"{name}_ci95_low"], row[f"{name}_ci95_high"] = lo.get("mean"), hi.get("mean")
-        else:
-            row[f"{name}_ci95_low"], row[f"{name}_ci95_high"] = m.get("ci95_low"), m.get("ci95_high")
+    row.update(summary_metrics(summary.get("metrics") or {}))  # the same columns as results.load
     if row["energy_invalid"]:  # never show an energy figure the sampler flagged as invalid
         for name in list(row):
             if name.startswith(("energy_", "tokens_per_j", "power_", "co2e_g")) and \
@@ -330,10 +323,22 @@ def _latest_per_cell(cells: list[Row]) -> tuple[list[Row], list[str]]:
 # Traces and samples (readers used by load_results; pure builders used by results_table)
 
 
-def _read_trace(run: Run, cell_id: str) -> list[tuple[str, float, float]] | None:
-    path = run.path / "traces" / f"{cell_id}.csv"
-    if not path.exists():
+class _Listings(dict):
+    """File names per run folder, listed once per report instead of a stat per cell."""
+
+    def __missing__(self, folder: Path) -> frozenset[str]:
+        try:
+            names = frozenset(os.listdir(folder))
+        except OSError:
+            names = frozenset()
+        self[folder] = names
+        return names
+
+
+def _read_trace(run: Run, cell_id: str, names: _Listings | None = None) -> list[tuple[str, float, float]] | None:
+    if f"{cell_id}.csv" not in (names if names is not None else _Listings())[run.path / "traces"]:
         return None
+    path = run.path / "traces" / f"{cell_id}.csv"
     rows = []
     with open(path, newline="", encoding="utf-8") as f:
         for rec in csv.DictReader(f):
@@ -388,8 +393,13 @@ def decimate(t: list[float], p: list[float], max_points: int) -> tuple[list[floa
     return out_t, out_p
 
 
-def _read_samples(run: Run, row: Row) -> tuple[Path | None, list[Row]] | None:
+def _read_samples(run: Run, row: Row,
+                  names: _Listings | None = None) -> tuple[Path | None, list[Row]] | None:
     rel = row.get("samples_file") or f"samples/{row['cell_id']}.jsonl"
+    folder, _, name = str(rel).rpartition("/")
+    if folder == "samples" and name not in (names if names is not None
+                                            else _Listings())[run.path / "samples"]:
+        return None
     path = (run.path / rel).resolve()
     if not path.exists():
         return None
@@ -541,7 +551,13 @@ def configurations(table: ResultsTable) -> list[Row]:
     """One row per configuration, settings and speed workload: speed/energy from that speed cell,
     quality from the quality cells of the same configuration and settings (the first workload
     name, alphabetically, that has the metric). A configuration with no speed cell still gets
-    one row, for its quality."""
+    one row, for its quality. Computed once per table (the rows are shared: do not mutate)."""
+    if table.configs is None:
+        table.configs = _configurations(table)
+    return table.configs
+
+
+def _configurations(table: ResultsTable) -> list[Row]:
     groups: dict[tuple, list[Row]] = {}
     for c in table.cells:
         groups.setdefault(_config_key(c), []).append(c)
