@@ -22,9 +22,10 @@ from .backends import get_backend
 from .backends.base import Backend, RuntimeSettings
 from .errors import HarnessError
 from .faults import maybe_inject
-from .matrix import SPEED_KINDS, Cell, workload_module
+from .matrix import Cell
 from .devices.threads import ThreadChoice
 from .records import REPETITION, make_record
+from .workloads import WorkloadResult, kind_module
 
 Emit = Callable[..., None]
 
@@ -111,33 +112,46 @@ class _Borrowed:
         pass
 
 
-class QualityCtx:
-    """What a quality workload may ask of the cell (see harness.quality.base.QualityContext).
+class WorkloadCtx:
+    """What a workload may ask of the cell (harness.workloads.base.WorkloadContext).
 
     The reference level (fidelity) is loaded once, before any measured window, so its load time
     and energy are not charged to the level being measured; its forward passes are part of the
-    fidelity score's cost and stay inside the window.
+    fidelity score's cost and stay inside the window. Its memory is not charged either: the RSS
+    it adds (loaded and warmed by one forward pass over a window, so its weights and logits rows
+    are resident) is measured once and taken off the level's peaks (docs/quality.md).
     """
 
     def __init__(self, payload: CellPayload):
         self._payload = payload
         self.seed = payload.settings.seed
         self._reference: Backend | None = None
+        self.reference_rss_bytes: int | None = None  # set by preload_reference
 
-    def preload_reference(self) -> None:
+    def preload_reference(self, mem: "MemoryWatch", warm_tokens: int) -> None:
         ref = self._payload.reference_artifact
         if ref is None or self._reference is not None:
             return
+        before = mem.sample()
         # the reference may run in another runtime (an ONNX level against its GGUF source)
         backend = get_backend(self._payload.reference_runtime)
         backend.load(ref, replace(self._payload.settings, need_logits=True))
+        backend.logits(backend.tokenize(" the" * warm_tokens, add_bos=True)[:warm_tokens])
         self._reference = backend
+        self.reference_rss_bytes = max(0, mem.sample() - before)
 
     def open_reference_backend(self) -> Backend:
-        if self._payload.reference_artifact is None:
+        if self._payload.reference_artifact is None or self._reference is None:
             raise HarnessError("this workload has no reference level")
-        self.preload_reference()
         return _Borrowed(self._reference)  # type: ignore[return-value]
+
+    def memory_fields(self, peak_rss_bytes: int, hwm_rss_bytes: int) -> dict[str, int]:
+        """The level's peaks net of the reference's resident memory (and that figure), if any."""
+        ref = self.reference_rss_bytes
+        if ref is None:
+            return {"peak_rss_bytes": peak_rss_bytes, "peak_rss_hwm_bytes": hwm_rss_bytes}
+        return {"peak_rss_bytes": max(0, peak_rss_bytes - ref),
+                "peak_rss_hwm_bytes": max(0, hwm_rss_bytes - ref), "reference_rss_bytes": ref}
 
     def close(self) -> None:
         if self._reference is not None:
@@ -205,17 +219,16 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
     baseline_w, base_trace = energy.measure_baseline(sensor, rate_hz, cell.energy.baseline_s)
     emit("trace", base_trace.to_rows("baseline"))
 
-    mod = workload_module(cell.workload.kind)
-    backend.reuse_prompt_prefix = cell.workload.kind not in SPEED_KINDS
-    ctx = QualityCtx(p)
-    ctx.preload_reference()
+    mod = kind_module(cell.workload.kind)
+    ctx = WorkloadCtx(p)
+    ctx.preload_reference(mem, warm_tokens=getattr(cell.workload.config, "window_tokens", 8))
     roofline = Roofline(p)
     for _ in range(cell.workload.warmup):
         roofline.prepare(mod.run(backend, cell.workload.config, ctx))
 
     common = {"attempt": p.attempt, "workload_kind": cell.workload.kind, "emulated": p.emulated,
               "emulation": emulation, "energy_notes": info.get("notes") or [],
-              "prompt_prefix_reuse": backend.reuse_prompt_prefix,
+              "prompt_prefix_reuse": p.settings.reuse_prompt_prefix,
               "energy_fallback_reason": info.get("fallback_reason"),
               "energy_estimate": info.get("estimate"),
               "load_time_s": load_time_s, "energy_load_j": energy_load_j,
@@ -227,26 +240,26 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
         sampler = energy.Sampler(sensor, rate_hz)
         sampler.start()
         t0 = time.monotonic()
-        result = mod.run(backend, cell.workload.config, ctx)
+        result: WorkloadResult = mod.run(backend, cell.workload.config, ctx)
         t1 = time.monotonic()
         trace = sampler.stop()
         roofline.prepare(result)
-        phases = _phases(result, t0, t1)
+        phases = dict(result.phases) or {"run": (t0, t1)}
         e = energy.account(trace, (t0, t1), phases, baseline_w, result.tokens_in, result.tokens_out,
                            p.carbon_g_per_kwh, p.carbon_source,
-                           decode_tokens=getattr(result, "decode_tokens", None))
+                           decode_tokens=result.decode_tokens)
         rec = make_record(REPETITION, p.run_id, cell.key, **common, repetition=rep,
                           tokens_in=result.tokens_in, tokens_out=result.tokens_out,
-                          peak_rss_bytes=mem.peak_bytes, peak_rss_hwm_bytes=hwm_bytes(),
+                          **ctx.memory_fields(mem.peak_bytes, hwm_bytes()),
                           window_s=t1 - t0, window_start_monotonic_s=t0,
                           **result.metrics, **e, **roofline.fields(result.metrics),
-                          **getattr(result, "extra", {}),
+                          **result.extra,
                           warnings=setting_warnings + list(result.warnings))
-        gen = getattr(result, "generation", None)
+        gen = result.generation
         if gen is not None:
             rec["output_text"] = gen.text
             rec["stop_reason"] = gen.stop_reason
-            rec["output_tokens"] = list(gen.tokens or getattr(backend, "last_tokens", ()))
+            rec["output_tokens"] = list(gen.tokens)
         if result.samples:
             emit("samples", [{"repetition": rep, **s} for s in result.samples])
             rec["samples_file"] = f"samples/{cell.key.cell_id}.jsonl"
@@ -310,11 +323,3 @@ def _as_dict(obj: Any) -> dict[str, Any] | None:
         return obj
     return dataclasses.asdict(obj)
 
-
-def _phases(result: Any, t0: float, t1: float) -> dict[str, tuple[float, float]]:
-    if getattr(result, "phases", None):
-        return dict(result.phases)
-    gen = getattr(result, "generation", None)
-    if gen is None:
-        return {"run": (t0, t1)}
-    return {"prefill": (gen.t_start_s, gen.t_first_token_s), "decode": (gen.t_first_token_s, gen.t_end_s)}

@@ -49,7 +49,11 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
                      should_stop: Callable[[], bool] = lambda: False,
                      log: Callable[[str], None] = lambda s: None,
                      history: list[dict[str, Any]] | None = None) -> CellOutcome:
-    """Run one cell in a spawned child, stream its records to the run directory."""
+    """Run one cell in a spawned child, stream its records to the run directory.
+
+    `history` is not read (cross-cell figures are computed by harness.report.analysis); it stays
+    until the runner stops passing it.
+    """
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=cell_main, args=(payload, child_conn), daemon=True)
@@ -83,7 +87,7 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
                 break  # the child is gone; its exit code says why
             kind = msg[0]
             if kind == "record":
-                rec = _with_token_agreement(msg[1], history)
+                rec = msg[1]
                 writer.append(rec)
                 reps.append(rec)
             elif kind == "trace":
@@ -119,18 +123,6 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
     if failure[1] == "interrupted":
         raise StopRequested()
     return CellOutcome(False, None, rec, reps, elapsed)
-
-
-def _with_token_agreement(rec: dict[str, Any], history: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """ONNX generations get their greedy-token agreement with the llama.cpp run of their source."""
-    if history is None:
-        return rec
-    if rec.get("runtime") == "onnx" and rec.get("output_tokens") is not None:
-        from .compress.onnx_export import agreement_with_source
-
-        rec = dict(rec, token_agreement=agreement_with_source(rec, history))
-    history.append(rec)
-    return rec
 
 
 def _reap(proc: Any) -> None:

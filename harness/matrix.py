@@ -5,7 +5,6 @@ files and impossible combinations are ConfigErrors naming the file, the key path
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,20 +12,13 @@ from typing import Any
 from .compress.levels import runtime_of
 from .records import CellKey
 from .schema import Node, load_yaml
+from .workloads import KINDS, SPEED_KINDS, is_speed, kind_module  # noqa: F401 (SPEED_KINDS)
 
 AUTO_DEVICE = "auto"
 
-# Workload kinds -> module implementing Config/run (imported only when a matrix uses the kind).
-WORKLOAD_KINDS = {
-    "generation": "harness.workloads.generation",
-    "llama_bench": "harness.workloads.llama_bench",
-    "closed_book": "harness.quality.closed_book",
-    "halueval": "harness.quality.halueval",
-    "truthfulqa": "harness.quality.truthfulqa",
-    "fidelity": "harness.quality.fidelity",
-}
-# Kinds measured for speed: repeated with warm-ups, never reusing a prompt cache.
-SPEED_KINDS = ("generation", "llama_bench")
+# The workload registry (kinds, which are speed kinds, their modules) lives in harness.workloads;
+# SPEED_KINDS is imported here too for callers that still read it from harness.matrix.
+
 # Keys the harness handles for every workload; the rest are validated by the kind's Config.
 COMMON_WORKLOAD_KEYS = ("repetitions", "warmup", "timeout_s")
 
@@ -64,6 +56,11 @@ class WorkloadSpec:
     @property
     def needs_logits(self) -> bool:
         return bool(getattr(self.config, "needs_logits", False))
+
+    @property
+    def reuses_prompt_prefix(self) -> bool:
+        """Quality kinds may reuse the KV cache of a shared prompt prefix; speed kinds never do."""
+        return not is_speed(self.kind)
 
 
 @dataclass(frozen=True)
@@ -216,16 +213,12 @@ def _device(node: Node, known: set[str] | None) -> DeviceSpec:
     return DeviceSpec(profile=name, power_modes=modes)
 
 
-def workload_module(kind: str) -> Any:
-    return importlib.import_module(WORKLOAD_KINDS[kind])
-
-
 def _workload(node: Node, repetitions: int, warmup: int, timeout_s: float) -> WorkloadSpec:
     node.mapping(list(node.value.keys()) if isinstance(node.value, dict) else (),
                  required=("name", "kind"))
-    kind = node.get("kind").str(choices=WORKLOAD_KINDS)
-    mod = workload_module(kind)
-    deterministic = kind not in SPEED_KINDS  # greedy quality scoring: one repetition is the answer
+    kind = node.get("kind").str(choices=KINDS)
+    mod = kind_module(kind)
+    deterministic = not is_speed(kind)  # greedy quality scoring: one repetition is the answer
     reps = node.opt("repetitions", "int", 1 if deterministic else repetitions, min=1)
     wu = node.opt("warmup", "int", 0 if deterministic else warmup, min=0)
     tmo = node.opt("timeout_s", "float", timeout_s, min=1)

@@ -75,6 +75,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
        2 ** -20, "{:.0f}", "The kernel's VmHWM of the cell process (since it started)."),
     _m("rss_after_load_bytes", "B", "lower", "memory", "Memory after load", "MiB", 2 ** -20,
        "{:.0f}", "Resident set right after the model loaded."),
+    _m("reference_rss_bytes", "B", None, "memory", "Reference level memory", "MiB", 2 ** -20,
+       "{:.0f}", "Fidelity cells: resident set the preloaded reference level added (taken off "
+       "peak_rss_bytes and peak_rss_hwm_bytes, which are the level's own).", budget=False),
     # energy
     _m("energy_gross_j", "J", "lower", "energy", "Energy (gross)", "J", 1.0, "{:.2f}",
        "Energy over the repetition's window, as the sensor covers it."),

@@ -26,6 +26,11 @@ class RuntimeSettings:
     use_mlock: bool = False
     seed: int = 0
     need_logits: bool = False  # quality/fidelity workloads need logits for every position
+    # Quality workloads send many prompts that share a long few-shot prefix and are not timed per
+    # token: they may reuse the KV cache of the common prefix (same greedy answers, many times
+    # faster). Speed workloads never do: every repetition pays its full prefill. Set from the
+    # workload kind when the cell's settings are built (WorkloadSpec.reuses_prompt_prefix).
+    reuse_prompt_prefix: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # runtime-specific (e.g. ONNX providers)
 
 
@@ -67,10 +72,6 @@ class Backend(ABC):
     """load -> generate/logits (any number of times) -> unload."""
 
     name: str = "base"
-    # Quality workloads send many prompts that share a long few-shot prefix and are not timed per
-    # token: they may reuse the KV cache of the common prefix (same greedy answers, many times
-    # faster). Generation workloads never do: every repetition pays its full prefill.
-    reuse_prompt_prefix: bool = False
 
     @abstractmethod
     def load(self, model: Path, settings: RuntimeSettings) -> None: ...
@@ -78,8 +79,10 @@ class Backend(ABC):
     @abstractmethod
     def generate(self, prompt: str, max_tokens: int, stop: Sequence[str] = (),
                  add_bos: bool = True, ignore_eos: bool = False) -> Generation:
-        """Greedy decoding from a fresh context (no prompt cache reuse between calls).
+        """Greedy decoding; `Generation.tokens` holds the generated ids.
 
+        A fresh context per call unless RuntimeSettings.reuse_prompt_prefix (runtimes that can
+        keep the KV cache of the previous prompt's common prefix do; the answers are the same).
         Stops at max_tokens, at the first stop string (the text is cut before it), or at EOS
         unless ignore_eos (fixed-length benchmarks).
         """

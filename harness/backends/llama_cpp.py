@@ -85,7 +85,7 @@ class LlamaCppBackend(Backend):
             raise HarnessError(f"prompt ({len(prompt_tokens)} tokens) + max_tokens ({max_tokens}) "
                                f"exceeds the context size n_ctx={n_ctx}; raise runtime.n_ctx")
         eos = self.eos_token
-        if not self.reuse_prompt_prefix:
+        if not (self._settings is not None and self._settings.reuse_prompt_prefix):
             llm.reset()  # no prompt-cache reuse: every repetition pays its full prefill
         # else: Llama.generate keeps the longest common prefix of the previous prompt in the KV cache
         out: list[int] = []

@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import HarnessError
 from ..results import summary_metrics
-from ..store import Run, iter_run_dirs, load_run
+from ..store import Run, iter_run_dirs, load_run, read_outputs
+from .analysis import add_token_agreement
 from .metrics import SPECS
 
 MAX_TRACE_POINTS = 600  # per cell, after min/max decimation: keeps 150 cells' SVG small
@@ -244,6 +245,8 @@ def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str], list[tup
         for f in run.failures:
             failures.append(_dims(rid, dkey, f) | {k: f.get(k) for k in
                             ("reason", "failure_kind", "exit_code", "stderr_tail")})
+        add_token_agreement([c for c in cells if c["run_id"] == rid], run.records,  # cross-cell
+                            lambda cell_id: read_outputs(run.path, cell_id))
     cells, superseded = _latest_per_cell(cells)
     warnings += superseded
     return ResultsTable(cells, failures, run_info, warnings, traces, quality)
@@ -785,10 +788,10 @@ def paired_tests(table: ResultsTable, reference_level: str | None = None) -> lis
     of the group that was not requantized from a lower-bit source (a Q8_0 made from a Q4_K_M
     file is no better reference than the Q4_K_M it came from). The test is the quality room's `compare_labels` (McNemar's exact test on
     per-item correctness, paired by item id, with a bootstrap interval of the accuracy
-    difference). Without `harness.quality.compare` installed there are no paired tests.
+    difference). Without `harness.workloads.quality.compare` installed there are no paired tests.
     """
     try:
-        from ..quality.compare import compare_labels
+        from ..workloads.quality.compare import compare_labels
     except ImportError:
         return []
     groups: dict[tuple, list[Row]] = {}

@@ -1,1 +1,38 @@
-"""Workloads: what a cell runs on a loaded model. Kinds are registered in harness.matrix."""
+"""Workloads: what a cell runs on a loaded model, every kind behind one interface.
+
+The registry below maps a matrix entry's `kind:` to the module implementing it (see base.py for
+the interface: `Config.from_node`, `run(backend, config, ctx) -> WorkloadResult`). Modules are
+imported only when a matrix uses the kind, so validating a generation-only matrix does not load
+numpy or the quality data sets. docs/ARCHITECTURE.md, "Adding a workload kind", is the recipe.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .base import WorkloadContext, WorkloadResult
+
+__all__ = ["KINDS", "SPEED_KINDS", "WorkloadContext", "WorkloadResult", "is_speed", "kind_module"]
+
+# kind -> module implementing Config/run (imported on first use).
+KINDS: dict[str, str] = {
+    "generation": "harness.workloads.generation",
+    "llama_bench": "harness.workloads.llama_bench",
+    "closed_book": "harness.workloads.quality.closed_book",
+    "halueval": "harness.workloads.quality.halueval",
+    "truthfulqa": "harness.workloads.quality.truthfulqa",
+    "fidelity": "harness.workloads.quality.fidelity",
+}
+# Kinds measured for speed: repeated with warm-ups, never reusing a prompt cache. The others are
+# quality kinds: greedy and deterministic (one repetition, no warm-up by default), and they may
+# reuse the KV cache of a shared prompt prefix (RuntimeSettings.reuse_prompt_prefix).
+SPEED_KINDS: tuple[str, ...] = ("generation", "llama_bench")
+
+
+def kind_module(kind: str) -> ModuleType:
+    """The module of a registered kind (KeyError for an unknown one: matrices validate kinds first)."""
+    return importlib.import_module(KINDS[kind])
+
+
+def is_speed(kind: str) -> bool:
+    return kind in SPEED_KINDS

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
 
-from ..backends.base import Backend, Generation
+from ..backends.base import Backend
 from ..schema import Node
+from .base import WorkloadContext, WorkloadResult
 
 BUILTIN_PROMPTS = ("chat_short", "summary_long", "story_long")
 
@@ -47,17 +47,7 @@ def load_prompt(name: str) -> str:
     return resources.files("harness.data").joinpath("prompts", f"{name}.txt").read_text()
 
 
-@dataclass
-class GenerationResult:
-    generation: Generation
-    metrics: dict[str, float]
-    samples: list[dict[str, Any]]
-    tokens_in: int
-    tokens_out: int
-    warnings: list[str] = field(default_factory=list)
-
-
-def run(backend: Backend, config: Config, ctx: Any = None) -> GenerationResult:
+def run(backend: Backend, config: Config, ctx: WorkloadContext | None = None) -> WorkloadResult:
     gen = backend.generate(config.prompt, config.max_tokens, stop=config.stop,
                            ignore_eos=config.ignore_eos)
     warnings = []
@@ -69,5 +59,6 @@ def run(backend: Backend, config: Config, ctx: Any = None) -> GenerationResult:
         "decode_tokens_per_s": gen.decode_tokens_per_s,
         "e2e_latency_s": gen.e2e_latency_s,
     }
-    return GenerationResult(generation=gen, metrics=metrics, samples=[], tokens_in=gen.tokens_in,
-                            tokens_out=gen.tokens_out, warnings=warnings)
+    phases = {"prefill": (gen.t_start_s, gen.t_first_token_s), "decode": (gen.t_first_token_s, gen.t_end_s)}
+    return WorkloadResult(metrics=metrics, tokens_in=gen.tokens_in, tokens_out=gen.tokens_out,
+                          phases=phases, warnings=warnings, generation=gen)

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import HarnessError
 from ..schema import Node
+from .base import WorkloadContext, WorkloadResult
 
 TEST_RE = re.compile(r"^(pp|tg)([1-9][0-9]{0,5})$")
 
@@ -41,19 +42,7 @@ class Config:
         return cls(name=node.get("name").str(), test=test, mode=m.group(1), n_tokens=int(m.group(2)))
 
 
-@dataclass
-class LlamaBenchResult:
-    metrics: dict[str, float]
-    tokens_in: int
-    tokens_out: int
-    phases: dict[str, tuple[float, float]]
-    decode_tokens: int  # decodes timed in the decode phase (all of them for tg)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def run(backend: Any, config: Config, ctx: Any = None) -> LlamaBenchResult:
+def run(backend: Any, config: Config, ctx: WorkloadContext | None = None) -> WorkloadResult:
     bench = getattr(backend, "bench_decode", None)
     if bench is None:
         raise HarnessError(f"workload kind llama_bench needs the llama_cpp runtime; "
@@ -63,9 +52,9 @@ def run(backend: Any, config: Config, ctx: Any = None) -> LlamaBenchResult:
     rate = config.n_tokens / (t1 - t0) if t1 > t0 else float("nan")
     extra = {"llama_bench_test": config.test}
     if config.mode == "pp":
-        return LlamaBenchResult(metrics={"prefill_tokens_per_s": rate, "e2e_latency_s": t1 - t0},
-                                tokens_in=config.n_tokens, tokens_out=0,
-                                phases={"prefill": (t0, t1)}, decode_tokens=0, extra=extra)
-    return LlamaBenchResult(metrics={"decode_tokens_per_s": rate, "e2e_latency_s": t1 - t0},
-                            tokens_in=0, tokens_out=config.n_tokens,
-                            phases={"decode": (t0, t1)}, decode_tokens=config.n_tokens, extra=extra)
+        return WorkloadResult(metrics={"prefill_tokens_per_s": rate, "e2e_latency_s": t1 - t0},
+                              tokens_in=config.n_tokens, tokens_out=0,
+                              phases={"prefill": (t0, t1)}, decode_tokens=0, extra=extra)
+    return WorkloadResult(metrics={"decode_tokens_per_s": rate, "e2e_latency_s": t1 - t0},
+                          tokens_in=0, tokens_out=config.n_tokens,
+                          phases={"decode": (t0, t1)}, decode_tokens=config.n_tokens, extra=extra)

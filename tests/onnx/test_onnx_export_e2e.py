@@ -77,13 +77,13 @@ def test_generate_times_every_token_and_adds_bos(onnx):
     assert prompt_ids[0] == onnx.bos_token and prompt_ids.count(onnx.bos_token) == 1
     gen = onnx.generate(PROMPT, N_TOKENS, ignore_eos=True)
     assert gen.tokens_in == len(prompt_ids)
-    assert gen.tokens_out == N_TOKENS == len(gen.token_times_s) == len(onnx.last_tokens)
+    assert gen.tokens_out == N_TOKENS == len(gen.token_times_s) == len(gen.tokens)
     assert gen.stop_reason == "length"
     times = (gen.t_start_s, *gen.token_times_s, gen.t_end_s)
     assert all(a <= b for a, b in zip(times, times[1:]))
     assert gen.t_first_token_s == gen.token_times_s[0] > gen.t_start_s
     assert gen.decode_tokens_per_s > 0 and gen.ttft_s > 0
-    assert gen.text == onnx.detokenize(onnx.last_tokens) and gen.text.strip()
+    assert gen.text == onnx.detokenize(gen.tokens) and gen.text.strip()
 
 
 def test_stop_string_cuts_text_and_stops_early(onnx):
@@ -95,8 +95,7 @@ def test_stop_string_cuts_text_and_stops_early(onnx):
 
 
 def test_logits_rows_predict_the_greedy_tokens(onnx):
-    onnx.generate(PROMPT, N_TOKENS, ignore_eos=True)
-    generated = list(onnx.last_tokens)
+    generated = list(onnx.generate(PROMPT, N_TOKENS, ignore_eos=True).tokens)
     prompt_ids = onnx.tokenize(PROMPT, add_bos=True)
     logits = onnx.logits(prompt_ids + generated[:-1])
     assert logits.dtype == np.float32 and logits.shape[0] == len(prompt_ids) + N_TOKENS - 1
@@ -121,8 +120,8 @@ def test_fp32_onnx_and_llama_cpp_source_agree_on_greedy_tokens(onnx, source):
         llama_tokens_text = llama.detokenize(llama_tokens)
     finally:
         llama.unload()
-    onnx_text = onnx.generate(PROMPT, N_TOKENS, ignore_eos=True).text
-    onnx_tokens = list(onnx.last_tokens)
+    onnx_gen = onnx.generate(PROMPT, N_TOKENS, ignore_eos=True)
+    onnx_text, onnx_tokens = onnx_gen.text, list(onnx_gen.tokens)
     detail = (f"onnx {onnx_tokens} {onnx_text!r}; llama.cpp {llama_tokens} "
               f"{llama_tokens_text!r}, generate() {llama_text!r}")
     assert token_agreement(onnx_tokens, llama_tokens) == 1.0, detail

@@ -1,6 +1,7 @@
-"""ONNX levels through the whole harness: token agreement and cross-runtime fidelity are recorded."""
+"""ONNX levels through the whole harness: token agreement (report analysis) and cross-runtime fidelity."""
 import pytest
 
+from harness.report.analysis import token_agreements
 from harness.store import load_run
 from tests.conftest import only_run_dir, run_cli
 
@@ -25,8 +26,10 @@ def test_onnx_fp32_level_in_a_run_agrees_with_its_llama_cpp_source(tmp_path, mat
     reps = {(x["level"], x["workload"]): x for x in run.repetitions}
     onnx_chat = reps[("fp32", "chat")]
     assert onnx_chat["runtime"] == "onnx" and onnx_chat["quant_type"] == "fp32"
-    assert onnx_chat["token_agreement"] == 1.0  # fp32 reproduces the GGUF source's greedy tokens
-    assert reps[("Q4_K_M", "chat")].get("token_agreement") is None
+    # fp32 reproduces the GGUF source's greedy tokens (computed by the report, across cells)
+    agreement = token_agreements(run.records)
+    assert agreement[onnx_chat["cell_id"]] == [1.0]
+    assert reps[("Q4_K_M", "chat")]["cell_id"] not in agreement
     fid = reps[("fp32", "fid")]
     assert 0 <= fid["kl_divergence_mean"] < 0.1 and fid["top1_agreement"] > 0.8
     assert "onnx" in run.manifest["runtime_info"]

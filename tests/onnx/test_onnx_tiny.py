@@ -71,7 +71,6 @@ def test_greedy_tokens_equal_a_cache_free_numpy_argmax(backend, tiny):
     expected = reference_greedy(tiny, prompt_ids, N_TOKENS, suppress_eos=True)
     assert list(gen.tokens) == expected
     assert len(set(expected)) > 2  # the weights make a non-trivial continuation
-    assert backend.last_tokens == gen.tokens
     assert gen.tokens_in == len(prompt_ids) and gen.tokens_out == N_TOKENS
     assert gen.stop_reason == "length"
     assert gen.text == backend.detokenize(expected)

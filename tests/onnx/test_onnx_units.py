@@ -216,22 +216,6 @@ def test_logits_need_the_load_flag_like_every_runtime():
         OnnxGenaiBackend().logits([2, 3])
 
 
-def test_agreement_with_source_pairs_the_llama_cpp_record_of_the_source_level():
-    from harness.compress.onnx_export import agreement_with_source
-
-    dims = {"record_type": "repetition", "model": "gemma", "device": "pi5", "power_mode": None,
-            "workload": "chat", "repetition": 0}
-    onnx = dict(dims, runtime="onnx", level="fp32", output_tokens=[1, 2, 3, 4],
-                compression={"derived_from": {"quant_type": "Q4_K_M"}})
-    source = dict(dims, runtime="llama_cpp", level="Q4_K_M", output_tokens=[1, 2, 9, 9])
-    other_level = dict(dims, runtime="llama_cpp", level="Q8_0", output_tokens=[1, 2, 3, 4])
-    other_rep = dict(source, repetition=1, output_tokens=[1, 2, 3, 4])
-    assert agreement_with_source(onnx, [other_level, other_rep, source]) == 0.5
-    assert agreement_with_source(onnx, [other_level, other_rep]) is None  # no partner: no figure
-    assert agreement_with_source(dict(onnx, output_tokens=None), [source]) is None
-    assert agreement_with_source(source, [onnx]) is None  # only onnx records get the figure
-
-
 def test_runtimes_matrix_compares_both_runtimes_on_the_same_workloads():
     pytest.importorskip("llama_cpp", reason="level names come from llama-cpp-python")
     from harness.matrix import load_matrix

@@ -1,7 +1,7 @@
 import pytest
 
 from harness.errors import ConfigError, HarnessError
-from harness.quality import closed_book, scoring
+from harness.workloads.quality import closed_book, scoring
 from harness.schema import Node
 
 from quality_fakes import FakeBackend, FakeContext

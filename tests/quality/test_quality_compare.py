@@ -3,7 +3,7 @@ import math
 import pytest
 
 from harness.errors import HarnessError
-from harness.quality.compare import compare_labels, compare_values
+from harness.workloads.quality.compare import compare_labels, compare_values
 
 
 def rows(labels, prefix="q"):

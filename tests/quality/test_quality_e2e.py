@@ -10,8 +10,8 @@ pytestmark = pytest.mark.e2e
 llama_cpp = pytest.importorskip("llama_cpp")
 
 from harness.backends.base import RuntimeSettings  # noqa: E402
-from harness.quality import closed_book, fidelity, halueval, truthfulqa  # noqa: E402
-from harness.quality.base import ABSTAINED, CORRECT, HALLUCINATED, OTHER  # noqa: E402
+from harness.workloads.quality import closed_book, fidelity, halueval, truthfulqa  # noqa: E402
+from harness.workloads.quality.base import ABSTAINED, CORRECT, HALLUCINATED, OTHER  # noqa: E402
 
 FIX = Path(__file__).parents[1] / "fixtures" / "quality"
 

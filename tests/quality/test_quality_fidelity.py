@@ -6,7 +6,7 @@ import pytest
 from scipy.special import log_softmax, rel_entr, softmax
 
 from harness.errors import ConfigError, HarnessError
-from harness.quality import fidelity
+from harness.workloads.quality import fidelity
 from harness.schema import Node
 
 from quality_fakes import FakeBackend, FakeContext, random_logits

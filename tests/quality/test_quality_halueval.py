@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError, HarnessError
-from harness.quality import halueval
+from harness.workloads.quality import halueval
 from harness.schema import Node
 
 from quality_fakes import FakeBackend, FakeContext

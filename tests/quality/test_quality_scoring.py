@@ -1,6 +1,6 @@
 import pytest
 
-from harness.quality import scoring
+from harness.workloads.quality import scoring
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -7,7 +7,7 @@ import pytest
 from scipy.special import log_softmax
 
 from harness.errors import ConfigError, HarnessError
-from harness.quality import truthfulqa as tqa
+from harness.workloads.quality import truthfulqa as tqa
 from harness.schema import Node
 
 from quality_fakes import VOCAB, FakeBackend, FakeContext, word_id

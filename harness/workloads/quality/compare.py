@@ -12,8 +12,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import HarnessError
-from ..stats import bootstrap_ci, mcnemar_exact
+from ...errors import HarnessError
+from ...stats import bootstrap_ci, mcnemar_exact
 
 
 @dataclass(frozen=True)

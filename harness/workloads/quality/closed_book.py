@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from ..backends.base import Backend
-from ..errors import HarnessError
-from ..schema import Node
+from ...backends.base import Backend
+from ...errors import HarnessError
+from ...schema import Node
 from . import scoring
-from .base import (ABSTAINED, CORRECT, HALLUCINATED, QualityContext, WorkloadResult,
-                   base_settings, label_metrics, select)
+from ..base import WorkloadContext, WorkloadResult
+from .base import ABSTAINED, CORRECT, HALLUCINATED, base_settings, label_metrics, select
 
 DATA_FILE = "closed_book.jsonl"
 ITEM_TYPES = ("answerable", "unanswerable", "false_premise")
@@ -96,7 +96,7 @@ def label_answer(item: dict[str, Any], output: str) -> tuple[str, str | None]:
     return HALLUCINATED, None
 
 
-def run(backend: Backend, config: Config, ctx: QualityContext) -> WorkloadResult:
+def run(backend: Backend, config: Config, ctx: WorkloadContext) -> WorkloadResult:
     chosen = select(load_items(), config.samples, config.seed, DATA_FILE)
     rows: list[dict[str, Any]] = []
     tokens_in = tokens_out = 0

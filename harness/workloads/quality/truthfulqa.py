@@ -16,11 +16,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..backends.base import Backend
-from ..errors import HarnessError
-from ..schema import Node
-from ..stats import bootstrap_ci, wilson_ci
-from .base import QualityContext, WorkloadResult, base_settings, select
+from ...backends.base import Backend
+from ...errors import HarnessError
+from ...schema import Node
+from ...stats import bootstrap_ci, wilson_ci
+from ..base import WorkloadContext, WorkloadResult
+from .base import base_settings, select
 
 # lm-evaluation-harness truthfulqa_mc1/mc2 primer, verbatim (TruthfulQA's QA_PROMPT).
 QA_PRIMER = (
@@ -198,7 +199,7 @@ def score_choice(backend: Backend, context: str, choice: str) -> tuple[float, in
     return continuation_logprob(logits, whole, len(ctx_tokens)), len(whole) - len(ctx_tokens), len(whole)
 
 
-def run(backend: Backend, config: Config, ctx: QualityContext) -> WorkloadResult:
+def run(backend: Backend, config: Config, ctx: WorkloadContext) -> WorkloadResult:
     questions = load_questions(config.file)
     n = config.samples or len(questions)
     rows: list[dict[str, Any]] = []

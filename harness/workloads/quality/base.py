@@ -1,18 +1,18 @@
-"""What every quality workload returns, plus the config keys and item selection they share.
+"""What the quality kinds share: the config keys, seeded item selection and answer labels.
 
 Item selection is seeded from the workload entry (not the cell), so every level of a model answers
-the very same items and levels can be compared pairwise (harness.quality.compare).
+the very same items and levels can be compared pairwise (harness.workloads.quality.compare).
+Quality kinds return the one result type of every workload (harness.workloads.base.WorkloadResult).
 """
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, TypeVar
+from dataclasses import dataclass
+from typing import Sequence, TypeVar
 
-from ..backends.base import Backend
-from ..errors import HarnessError
-from ..schema import Node
-from ..stats import wilson_ci
+from ...errors import HarnessError
+from ...schema import Node
+from ...stats import wilson_ci
 
 # Keys every quality workload entry accepts; each kind adds its own.
 BASE_KEYS: tuple[str, ...] = ("name", "kind", "samples", "seed", "max_tokens")
@@ -21,26 +21,6 @@ BASE_KEYS: tuple[str, ...] = ("name", "kind", "samples", "seed", "max_tokens")
 CORRECT, HALLUCINATED, ABSTAINED, OTHER = "correct", "hallucinated", "abstained", "other"
 
 T = TypeVar("T")
-
-
-class QualityContext(Protocol):
-    """What the cell child offers a quality workload."""
-
-    seed: int
-
-    def open_reference_backend(self) -> Backend:
-        """The reference level's model, loaded with the same runtime settings (fidelity only)."""
-
-
-@dataclass
-class WorkloadResult:
-    """metrics use the record field names of docs/ARCHITECTURE.md; samples are the audit trail."""
-
-    metrics: dict[str, float]
-    samples: list[dict[str, Any]]
-    tokens_in: int
-    tokens_out: int
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..backends.base import Backend
-from ..errors import HarnessError
-from ..schema import Node
-from ..stats import bootstrap_ci
+from ...backends.base import Backend
+from ...errors import HarnessError
+from ...schema import Node
+from ...stats import bootstrap_ci
 from . import halueval
-from .base import QualityContext, WorkloadResult, base_settings, select
+from ..base import WorkloadContext, WorkloadResult
+from .base import base_settings, select
 
 MIN_PASSAGE_CHARS = 300  # long enough to fill a default 64-token window
 ROW_CHUNK = 8  # rows of logits converted to float64 at a time (bounds memory on small boards)
@@ -112,7 +113,7 @@ def passages(file: str | None) -> list[dict[str, Any]]:
     return out
 
 
-def run(backend: Backend, config: Config, ctx: QualityContext) -> WorkloadResult:
+def run(backend: Backend, config: Config, ctx: WorkloadContext) -> WorkloadResult:
     chosen = select(passages(config.file), config.samples, config.seed, "HaluEval knowledge passages")
     reference = ctx.open_reference_backend()
     try:
