@@ -97,7 +97,8 @@ def _figures(rng: random.Random, repetitions: int,
 def _cell_lines(run_id: str, key: CellKey, reps: list[dict[str, Any]], metrics: dict[str, Any],
                 quality: bool, size: int) -> list[str]:
     kind = "closed_book" if quality else "generation"
-    out = [dumps(Repetition(run_id, key.cell_id, "a1", i, rep).to_dict()) + "\n"
+    out = [dumps(Repetition(cell_id=key.cell_id, attempt="a1", repetition=i, measured=rep).to_dict())
+           + "\n"
            for i, rep in enumerate(reps)]
     summary = make_record(CELL_SUMMARY, run_id, key, workload_kind=kind, attempt="a1",
                           status="ok", n_repetitions=len(reps), metrics=metrics,
