@@ -2,8 +2,9 @@
 
 The child sends messages to the parent over a pipe and never writes result files itself, so a
 crash or a kill here cannot corrupt the run directory; the parent records what arrived.
-Messages: ("record", rec) ("trace", rows) ("samples", rows) ("state", dict) ("log", text)
-("error", reason, kind, traceback_text) ("done",).
+Messages: ("record", rec) ("cell", constants) ("trace", rows) ("samples", rows) ("outputs", rows)
+("state", dict) ("log", text) ("error", reason, kind, traceback_text) ("done",). "cell" messages
+are merged by the parent into the cell's constants (written once, on its final record).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from .errors import HarnessError
 from .faults import maybe_inject
 from .matrix import Cell
 from .devices.threads import ThreadChoice
-from .records import REPETITION, make_record
+from .records import Repetition, split_cell_fields
 from .workloads import WorkloadResult, kind_module
 
 Emit = Callable[..., None]
@@ -226,14 +227,15 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
     for _ in range(cell.workload.warmup):
         roofline.prepare(mod.run(backend, cell.workload.config, ctx))
 
-    common = {"attempt": p.attempt, "workload_kind": cell.workload.kind, "emulated": p.emulated,
-              "emulation": emulation, "energy_notes": info.get("notes") or [],
-              "prompt_prefix_reuse": p.settings.reuse_prompt_prefix,
-              "energy_fallback_reason": info.get("fallback_reason"),
-              "energy_estimate": info.get("estimate"),
-              "load_time_s": load_time_s, "energy_load_j": energy_load_j,
-              "rss_after_load_bytes": rss_after_load, "runtime_info": backend.info(),
-              **settings_fields(p), **p.model_fields}
+    # the cell's constants, sent once (the parent writes them on the cell's final record)
+    emit("cell", {"workload_kind": cell.workload.kind, "emulated": p.emulated,
+                  "emulation": emulation, "energy_notes": info.get("notes") or [],
+                  "prompt_prefix_reuse": p.settings.reuse_prompt_prefix,
+                  "energy_fallback_reason": info.get("fallback_reason"),
+                  "energy_estimate": info.get("estimate"),
+                  "load_time_s": load_time_s, "energy_load_j": energy_load_j,
+                  "rss_after_load_bytes": rss_after_load, "runtime_info": backend.info(),
+                  **settings_fields(p), **p.model_fields})
     setting_warnings = list(p.threads.warnings) if p.threads else []
     for rep in range(cell.workload.repetitions):
         mem.reset()
@@ -248,23 +250,19 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
         e = energy.account(trace, (t0, t1), phases, baseline_w, result.tokens_in, result.tokens_out,
                            p.carbon_g_per_kwh, p.carbon_source,
                            decode_tokens=result.decode_tokens)
-        rec = make_record(REPETITION, p.run_id, cell.key, **common, repetition=rep,
-                          tokens_in=result.tokens_in, tokens_out=result.tokens_out,
-                          **ctx.memory_fields(mem.peak_bytes, hwm_bytes()),
-                          window_s=t1 - t0, window_start_monotonic_s=t0,
-                          **result.metrics, **e, **roofline.fields(result.metrics),
-                          **result.extra,
-                          warnings=setting_warnings + list(result.warnings))
-        gen = result.generation
-        if gen is not None:
-            rec["output_text"] = gen.text
-            rec["stop_reason"] = gen.stop_reason
-            rec["output_tokens"] = list(gen.tokens)
+        per_cell, measured = split_cell_fields({
+            "tokens_in": result.tokens_in, "tokens_out": result.tokens_out,
+            **ctx.memory_fields(mem.peak_bytes, hwm_bytes()), "window_s": t1 - t0,
+            "window_start_monotonic_s": t0,
+            **result.metrics, **e, **roofline.fields(result.metrics), **result.extra,
+            "warnings": setting_warnings + list(result.warnings)})
+        per_cell.update(_outputs(p, rep, result, emit))
         if result.samples:
             emit("samples", [{"repetition": rep, **s} for s in result.samples])
-            rec["samples_file"] = f"samples/{cell.key.cell_id}.jsonl"
+            per_cell["samples_file"] = f"samples/{cell.key.cell_id}.jsonl"
+        emit("cell", per_cell)
         emit("trace", trace.to_rows(rep))
-        emit("record", rec)
+        emit("record", Repetition(cell.key.cell_id, p.attempt, rep, measured).to_dict())
         maybe_inject("after_repetition", cell.key, rep)
     ctx.close()
     backend.unload()
@@ -274,6 +272,17 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
     emit("state", {"state_before": state_before, "state_after": state_after, "throttled": bool(reasons),
                    "throttled_reason": "; ".join(reasons) or None,
                    "power_mode_actual": devices.read_power_mode(p.host_profile, cell.key.power_mode)})
+
+
+def _outputs(p: CellPayload, rep: int, result: WorkloadResult, emit: Emit) -> dict[str, Any]:
+    """A generation's output goes to outputs/<cell>.jsonl; the cell keeps the first one's."""
+    gen = result.generation
+    if gen is None:
+        return {}
+    out = {"output_text": gen.text, "stop_reason": gen.stop_reason, "output_tokens": list(gen.tokens)}
+    emit("outputs", [{"attempt": p.attempt, "repetition": rep, **out}])
+    first = out if rep == 0 else {}
+    return {"outputs_file": f"outputs/{p.cell.key.cell_id}.jsonl", **first}
 
 
 def settings_fields(p: CellPayload) -> dict[str, Any]:

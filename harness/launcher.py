@@ -12,24 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .cell import CellPayload, cell_main, settings_fields
-from .records import CELL_FAILED, CELL_SUMMARY, make_record
+from . import metrics as registry
+from .records import CELL_MEASUREMENTS, CellFailed, CellSummary
 from .stats import is_unstable, summarize
 from .store import RunWriter
-
-# Repetition fields that are identities or constants, not measurements to summarise.
-_NOT_METRICS = frozenset({"schema_version", "repetition", "model_size_bytes", "model_params",
-                          "bits_per_weight", "model_context_length", "sample_gaps",
-                          "carbon_intensity_g_per_kwh", "n_threads", "n_threads_batch", "n_batch",
-                          "n_ctx", "memory_bandwidth_bytes_per_s", "decode_bytes_per_token"})
-_CARRIED = ("workload_kind", "emulated", "energy_method", "energy_sensor", "energy_model",
-            "energy_coverage", "model_sha256", "model_size_bytes", "model_params", "quant_type",
-            "bits_per_weight", "model_architecture", "model_source", "source_quant_type",
-            "compression", "samples_file", "carbon_source", "carbon_intensity_g_per_kwh",
-            "runtime_info", "energy_notes", "energy_fallback_reason", "energy_estimate", "emulation",
-            "cooldown_warning",
-            "n_threads", "n_threads_batch", "n_batch", "n_ctx", "threads_source",
-            "memory_bandwidth_bytes_per_s", "decode_bytes_per_token", "llama_bench_test")
-
 
 @dataclass
 class CellOutcome:
@@ -62,6 +48,7 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
     child_conn.close()
     reps: list[dict[str, Any]] = []
     state: dict[str, Any] = {}
+    constants: dict[str, Any] = {}  # the cell's constants, from the child's "cell" messages
     failure: tuple[str, str, str] | None = None  # (reason, kind, detail)
     done = False
     watcher = _RssWatcher(proc.pid) if memory_limit_bytes else None
@@ -92,8 +79,12 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
                 reps.append(rec)
             elif kind == "trace":
                 writer.append_trace(cell_id, msg[1])
+            elif kind == "cell":
+                constants.update(msg[1])
             elif kind == "samples":
                 writer.append_samples(cell_id, msg[1])
+            elif kind == "outputs":
+                writer.append_outputs(cell_id, msg[1])
             elif kind == "state":
                 state = msg[1]
             elif kind == "log":
@@ -108,17 +99,17 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
     _reap(proc)
     elapsed = time.monotonic() - t0
     if done and failure is None:
-        summary = summarize_cell(payload, reps, state)
+        summary = summarize_cell(payload, reps, state, constants)
         writer.append(summary)
         return CellOutcome(True, summary, None, reps, elapsed)
     if failure is None:
         failure = _exit_reason(proc.exitcode)
-    rec = make_record(CELL_FAILED, payload.run_id, payload.cell.key, attempt=payload.attempt,
-                      status="failed", reason=failure[0], failure_kind=failure[1],
-                      exit_code=proc.exitcode, stderr_tail=failure[2][-4000:],
-                      n_repetitions_done=len(reps), emulated=payload.emulated,
-                      workload_kind=payload.cell.workload.kind, elapsed_s=elapsed,
-                      **settings_fields(payload))
+    known = {"workload_kind": payload.cell.workload.kind, "emulated": payload.emulated,
+             **settings_fields(payload), **constants}
+    rec = CellFailed(payload.run_id, payload.cell.key, payload.attempt, reason=failure[0],
+                     failure_kind=failure[1], exit_code=proc.exitcode,
+                     stderr_tail=failure[2][-4000:], n_repetitions_done=len(reps),
+                     elapsed_s=elapsed, cell=known).to_dict()
     writer.append(rec)
     if failure[1] == "interrupted":
         raise StopRequested()
@@ -165,27 +156,41 @@ class _RssWatcher:
             return None
 
 
-def summarize_cell(payload: CellPayload, reps: list[dict[str, Any]], state: dict[str, Any]) -> dict[str, Any]:
-    """Per-metric mean/median/p90/stdev/CI over the repetitions; flags unstable metrics."""
-    names = sorted({k for r in reps for k, v in r.items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in _NOT_METRICS})
-    metrics = {n: summarize([r.get(n) for r in reps]) for n in names}
-    unstable = [n for n, s in metrics.items() if is_unstable(s) and _timing_or_energy(n)]
+def summarize_cell(payload: CellPayload, reps: list[dict[str, Any]], state: dict[str, Any],
+                   constants: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Statistics of the registry's summarised metrics over the repetitions; flags unstable ones.
+
+    Only harness.metrics' summarised metrics (plus quality rates' per-item interval fields, which
+    the report reads as their means) are summarised: identities and settings never are. Figures
+    measured once per cell (load, idle baseline) get statistics over that one value.
+    """
+    constants = dict(constants or {})
+    per_rep = [n for n in _SUMMARISED + _INTERVALS if any(_is_number(r.get(n)) for r in reps)]
+    metrics = {n: summarize([r.get(n) for r in reps]) for n in per_rep}
+    for n in CELL_MEASUREMENTS:
+        if n in registry.METRICS and registry.get(n).summarised and _is_number(constants.get(n)):
+            metrics.setdefault(n, summarize([constants[n]]))
+    metrics = dict(sorted(metrics.items()))
+    unstable = [n for n, s in metrics.items() if n in registry.METRICS
+                and registry.get(n).unstable_check and is_unstable(s)]
     warnings = sorted({w for r in reps for w in r.get("warnings", [])})
     if unstable:
         warnings.append("unstable (stdev > 10% of mean): " + ", ".join(unstable))
     if not all(r.get("energy_valid", True) for r in reps):
         warnings.append("energy invalid in some repetitions: " + "; ".join(
             sorted({str(r.get("energy_invalid_reason")) for r in reps if not r.get("energy_valid", True)})))
-    last = reps[-1] if reps else {}
-    carried = {k: last.get(k) for k in _CARRIED if k in last}
-    return make_record(CELL_SUMMARY, payload.run_id, payload.cell.key, attempt=payload.attempt,
-                       status="ok", n_repetitions=len(reps), warmup=payload.cell.workload.warmup,
-                       metrics=metrics, unstable=unstable, warnings=warnings, **carried,
-                       throttled=state.get("throttled"), throttled_reason=state.get("throttled_reason"),
-                       state_before=state.get("state_before"), state_after=state.get("state_after"),
-                       power_mode_actual=state.get("power_mode_actual"))
+    cell = {"workload_kind": payload.cell.workload.kind, "emulated": payload.emulated,
+            **settings_fields(payload), **constants}
+    keys = ("throttled", "throttled_reason", "state_before", "state_after", "power_mode_actual")
+    return CellSummary(payload.run_id, payload.cell.key, payload.attempt, n_repetitions=len(reps),
+                       warmup=payload.cell.workload.warmup, metrics=metrics,
+                       unstable=tuple(unstable), warnings=tuple(warnings), cell=cell,
+                       state={k: state.get(k) for k in keys}).to_dict()
 
 
-def _timing_or_energy(name: str) -> bool:
-    return name.endswith(("_s", "_per_s", "_j", "_w", "_bytes")) or name == "tokens_per_j"
+_SUMMARISED = registry.summarised()
+_INTERVALS = registry.interval_fields(registry.of_kind("quality"))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

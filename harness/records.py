@@ -12,12 +12,11 @@ SCHEMA_VERSION history (bump on any change a reader must know about):
   1 (2026-11): first version: repetition, cell_summary, cell_failed; every record carried the
     dimensions, and every repetition also repeated the cell's constants (model fields,
     compression, runtime_info, energy notes, outputs, ...): about 5 KB a repetition.
-  2 (2026-12): lean repetitions (<= 1 KB): a repetition carries run_id, cell_id, attempt, its
-    number and what was measured in it; the dimensions and per-cell constants are written once,
+  2 (2026-12): lean repetitions (<= 1 KB): a repetition carries cell_id, attempt, its number
+    and what was measured in it (run_id too is the run's constant); the dimensions and per-cell constants are written once,
     on the cell_summary / cell_failed (CELL_FIELDS), and `load_run` puts them back on repetitions
     in memory. load_time_s, energy_load_j, rss_after_load_bytes and baseline_power_w (measured
-    once per cell) moved to the summary (statistics with n=1); window_start_monotonic_s dropped;
-    energy_invalid_reason and warnings are written only when set. Each repetition's output
+    once per cell) moved to the summary (statistics with n=1); energy_invalid_reason and warnings are written only when set. Each repetition's output
     (text, stop reason, token ids) is in outputs/<cell_id>.jsonl; the summary keeps the first's.
     Records are validated when written. token_agreement is computed by the report, not recorded.
 Readers accept versions 1 and 2 and refuse others rather than guess.
@@ -112,7 +111,8 @@ def _f(name: str, types: str, doc: str, required: bool = False) -> Field:
 ENVELOPE = (
     _f("schema_version", "integer", "Record schema version (this harness writes 2).", True),
     _f("record_type", "string", "repetition | cell_summary | cell_failed.", True),
-    _f("run_id", "string", "The run directory's name.", True),
+    _f("run_id", "string", "The run directory's name (on disk, cell records only since schema "
+       "2: load_run puts it on repetitions).", True),
     _f("cell_id", "string", "Short hash of the dimensions and swept settings: joins a "
        "repetition to its cell.", True),
     _f("attempt", "string|null", "Id of this attempt at the cell (a resumed cell gets a new "
@@ -131,6 +131,8 @@ REPETITION_FIELDS = (
     _f("repetition", "integer", "0-based number of the measured repetition.", True),
     _f("phases", "object", "Phase name -> [start_s, end_s] since the trace start (energy "
        "accounting windows: prefill/decode, or run)."),
+    _f("window_start_monotonic_s", "number", "Start of the measured window on the cell "
+       "process's monotonic clock (aligns the window with the scripted test sensor)."),
     _f("sample_rate_hz", "number|null", "Power samples per second achieved in the window."),
     _f("sample_count", "integer", "Power samples in the window."),
     _f("sample_gaps", "integer", "Sampling gaps detected in the window."),
@@ -267,8 +269,10 @@ def fields_of(record_type: str) -> tuple[Field, ...]:
     key = tuple(replace_required(f, record_type != REPETITION) for f in KEY_FIELDS)
     cell = CELL_FIELDS
     if record_type == REPETITION:
-        # v1 repetitions (and hand-made test runs) may still carry the key and cell constants
-        return ENVELOPE + REPETITION_FIELDS + key + cell
+        # run_id is the run's constant (manifest, cell records); v1 repetitions (and hand-made
+        # test runs) may still carry it, the key and the cell constants
+        envelope = tuple(replace_required(f, f.required and f.name != "run_id") for f in ENVELOPE)
+        return envelope + REPETITION_FIELDS + key + cell
     if record_type == CELL_SUMMARY:
         return ENVELOPE + key + SUMMARY_FIELDS + cell
     return ENVELOPE + key + FAILED_FIELDS + cell
@@ -282,9 +286,11 @@ def replace_required(f: Field, required: bool) -> Field:
 # Typed records
 
 
-def _envelope(record_type: str, run_id: str, cell_id: str, attempt: str | None) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "record_type": record_type, "run_id": run_id,
-            "cell_id": cell_id, "attempt": attempt}
+def _envelope(record_type: str, run_id: str | None, cell_id: str,
+              attempt: str | None) -> dict[str, Any]:
+    head = {"schema_version": SCHEMA_VERSION, "record_type": record_type}
+    return head | ({"run_id": run_id} if run_id is not None else {}) | {"cell_id": cell_id,
+                                                                         "attempt": attempt}
 
 
 @dataclass(frozen=True)
@@ -297,7 +303,6 @@ class Repetition:
     """
 
     record_type: ClassVar[str] = REPETITION
-    run_id: str
     cell_id: str
     attempt: str | None
     repetition: int
@@ -307,7 +312,7 @@ class Repetition:
         validate(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        out = _envelope(REPETITION, self.run_id, self.cell_id, self.attempt)
+        out = _envelope(REPETITION, None, self.cell_id, self.attempt)
         out["repetition"] = self.repetition
         for k, v in self.measured.items():
             if (k == "energy_invalid_reason" and v is None) or (k == "warnings" and not v):
@@ -391,14 +396,19 @@ def split_cell_fields(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
 
 
 # Fields load_run puts back on v2 repetitions from their cell's final record (in memory).
-EXPANDED_ON_REPETITIONS = tuple(f.name for f in KEY_FIELDS + CELL_FIELDS)
+EXPANDED_ON_REPETITIONS = ("run_id", *(f.name for f in KEY_FIELDS + CELL_FIELDS), *CELL_MEASUREMENTS)
 
 
 def expand_repetition(rep: dict[str, Any], final: Mapping[str, Any]) -> dict[str, Any]:
-    """A v2 repetition with its cell's dimensions and constants, as v1 repetitions had them."""
+    """A v2 repetition with its cell's dimensions and constants, as v1 repetitions had them.
+
+    The values are the final record's own objects (shared, not copied): 100,000 repetitions cost
+    their dicts, not 100,000 copies of a compression recipe.
+    """
     if rep.get("schema_version") == 1:
         return rep
     out = {k: final[k] for k in EXPANDED_ON_REPETITIONS if k in final}
+    out.update(warnings=[], energy_invalid_reason=None)  # left out on disk when empty / valid
     out.update(rep)
     return out
 

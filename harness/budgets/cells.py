@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..records import CELL_FAILED, CellKey
+from ..records import CELL_FAILED, CELL_MEASUREMENTS, CellKey
 from ..stats import summarize
 from ..store import Run
 from .spec import METRICS
@@ -74,11 +74,14 @@ class Cell:
         """Statistics of `metric`, or None when this cell does not record it."""
         reps = self._usable_repetitions(metric)
         values = [float(r[metric]) for r in reps if _is_number(r.get(metric))]
+        once = metric in CELL_MEASUREMENTS and self.final.get("schema_version", 1) >= 2
+        if once:
+            values = []  # schema 2 measures load and idle once: its summary (n=1) says so
         if values:
             s = summarize(values)
-        elif any(metric in r for r in self.repetitions):  # only in repetitions flagged invalid
-            return None
-        else:  # measured once per cell (schema 2), or a run without repetition records
+        elif not once and any(metric in r for r in self.repetitions):
+            return None  # recorded only in repetitions flagged invalid
+        else:  # measured once per cell, or a run without repetition records: the summary
             s = (self.final.get("metrics") or {}).get(metric)
             if not s or s.get("mean") is None:
                 return None

@@ -32,10 +32,9 @@ def test_a_repetition_of_the_default_model_is_at_most_1_kib():
     values = {k: v for k, v in v1.items() if k not in (
         "schema_version", "record_type", "run_id", "cell_id", "attempt", "repetition",
         *records.DIMENSIONS, "swept_settings",
-        "window_start_monotonic_s",  # no longer recorded
         "output_text", "stop_reason", "output_tokens")}  # outputs/<cell>.jsonl (cell.py _outputs)
     per_cell, measured = split_cell_fields(values)
-    rec = Repetition(v1["run_id"], v1["cell_id"], v1["attempt"], v1["repetition"], measured).to_dict()
+    rec = Repetition(v1["cell_id"], v1["attempt"], v1["repetition"], measured).to_dict()
     assert len(dumps(rec).encode()) <= 1024
     assert {"compression", "runtime_info", "energy_notes", "model_sha256", "load_time_s",
             "energy_method", "carbon_source"} <= set(per_cell)
@@ -54,7 +53,7 @@ def test_a_repetition_of_the_default_model_is_at_most_1_kib():
 ])
 def test_a_wrong_repetition_fails_where_it_is_built(bad, message):
     with pytest.raises(RecordError, match=message):
-        Repetition("run", "abc", "a1", 0, {"ttft_s": 0.1, **bad})
+        Repetition("abc", "a1", 0, {"ttft_s": 0.1, **bad})
 
 
 def test_records_need_their_dimensions_and_known_types():
@@ -104,7 +103,7 @@ def _payload(kind: str = "generation", warmup: int = 1) -> SimpleNamespace:
 
 
 def _lean_reps(values: list[dict]) -> list[dict]:
-    return [Repetition("run-1", KEY.cell_id, "a1", i, v).to_dict() for i, v in enumerate(values)]
+    return [Repetition(KEY.cell_id, "a1", i, v).to_dict() for i, v in enumerate(values)]
 
 
 def test_summaries_cover_exactly_the_registry_metrics():
@@ -152,16 +151,18 @@ def test_v2_run_keeps_constants_once_and_load_run_puts_them_back(tmp_path):
     rep = run.repetitions[0]
     assert (rep["model"], rep["level"], rep["energy_sensor"], rep["output_tokens"]) == \
         ("gemma3-270m", "Q4_K_M", "rapl", [1, 2, 3])
-    assert "load_time_s" not in rep  # a cell figure: in the summary's metrics (n=1)
-    assert run.summaries[0]["metrics"]["load_time_s"]["mean"] == 1.0
+    assert rep["load_time_s"] == 1.0 and rep["run_id"] == "run-1" and rep["warnings"] == []
+    assert run.summaries[0]["metrics"]["load_time_s"] == {**run.summaries[0]["metrics"]["load_time_s"],
+                                                          "mean": 1.0, "n": 1}  # measured once
     lean = load_run(w.dir, expand=False).repetitions[0]
-    assert "model" not in lean and lean["cell_id"] == KEY.cell_id
+    assert not {"model", "run_id", "load_time_s", "warnings"} & set(lean)
+    assert lean["cell_id"] == KEY.cell_id
 
     from harness.budgets.cells import cells_of
     from harness.store import read_outputs
 
     cell = cells_of(run)[0]
-    assert cell.stats("load_time_s").mean == 1.0  # from the summary: no repetition carries it
+    assert (cell.stats("load_time_s").mean, cell.stats("load_time_s").n) == (1.0, 1)  # the summary's
     assert cell.stats("ttft_s").n == 2
     assert cell.energy_provenance() == ("measured", "measured by rapl")
     assert read_outputs(w.dir, KEY.cell_id, "a1")[0]["output_tokens"] == [1, 2, 3]
