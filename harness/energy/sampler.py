@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -21,7 +22,9 @@ class Sampler:
     """`start()`, run the workload, `stop() -> Trace`. One sample is taken synchronously at
     start and at stop, so any window between the two calls lies inside the trace."""
 
-    def __init__(self, sensor: Sensor, rate_hz: float):
+    def __init__(self, sensor: Sensor, rate_hz: float, on_tick: Callable[[], object] | None = None):
+        """`on_tick`: called after each sample in the sampler's thread. The cell's memory watch
+        rides on it during a measured window, so one thread wakes beside the work, not two."""
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
         self.sensor = sensor
@@ -33,6 +36,7 @@ class Sampler:
         self._error_count = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._on_tick = on_tick
 
     def start(self) -> "Sampler":
         if self._thread is not None:
@@ -58,6 +62,8 @@ class Sampler:
         next_t = time.monotonic() + period
         while not self._stop.wait(max(0.0, next_t - time.monotonic())):
             self._sample()
+            if self._on_tick is not None:
+                self._on_tick()
             next_t += period
             now = time.monotonic()
             if next_t < now:  # fell behind (CPU starved): do not burst; the gap is recorded
