@@ -18,7 +18,7 @@ def test_rss_matches_psutil():
     assert abs(a - b) < 8 * 2**20
 
 
-def test_while_riding_the_peak_is_sampled_by_the_sampler_tick_not_the_watch_thread():
+def test_while_riding_the_sampler_tick_samples_and_sees_a_transient_peak():
     watch = MemoryWatch(interval_s=0.01).start()
     sensor = scripted.create(EnergyConfig(scripted=ScriptedParams(base_w=1.0)), None)
     ticks = []
