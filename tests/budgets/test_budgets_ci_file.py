@@ -11,7 +11,7 @@ from harness.store import RunWriter, load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 CI_BUDGETS = ROOT / "benchmarks" / "budgets-ci.yaml"
-MEDIAN_RUN = ROOT / "tests" / "fixtures" / "budgets" / "ci-run"  # real CI run, 2026-11-23, this VM, quiet
+MEDIAN_RUN = ROOT / "tests" / "fixtures" / "budgets" / "ci-run"  # real CI run, 2026-11-30, this VM, quiet
 
 TWICE = ("ttft_s", "e2e_latency_s", "peak_rss_bytes", "energy_gross_j", "energy_net_j",
          "energy_per_decode_token_j", "energy_decode_j", "energy_prefill_j")

@@ -15,7 +15,7 @@ from harness.records import (CELL_SUMMARY, REPETITION, CellFailed, CellKey, Cell
 from harness.store import RunWriter, dumps, load_run, read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
-V1_RUNS = [REPO / "tests/fixtures/budgets/ci-run",
+V1_RUNS = [REPO / "tests/fixtures/budgets/ci-run-v1",
            *sorted(p for p in (REPO / "tests/fixtures/results").iterdir() if (p / "manifest.json").exists())]
 KEY = CellKey("gemma3-270m", "Q4_K_M", "llama_cpp", "linux-generic", None, "chat")
 
