@@ -141,6 +141,7 @@ def parse_matrix(raw: Any, path: Path, known_devices: set[str] | None = None) ->
     file = str(path)
     root = Node(raw, file).mapping(TOP_KEYS, required=("models", "levels", "workloads"))
     base = path.parent
+    root.opt("description", "str")  # free text, but text: validated like every other key
     repetitions = root.opt("repetitions", "int", 3, min=1, max=1000)
     warmup = root.opt("warmup", "int", 1, min=0, max=100)
     timeout_s = root.opt("timeout_s", "float", 900.0, min=1)

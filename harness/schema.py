@@ -5,6 +5,7 @@ psutil and PyYAML. Every error names the file, the key path and what is allowed.
 """
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -13,22 +14,77 @@ import yaml
 from .errors import ConfigError, HarnessError
 
 
+# A config is a few KB; a shared file larger than this, or one whose aliases expand to more
+# nodes than this, is not a config but an attack (a "billion laughs" alias bomb).
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+
+
 def load_yaml(file: str | Path) -> Any:
-    """Load YAML safely (never executes tags); a syntax error becomes a ConfigError."""
+    """Load YAML safely: never executes tags, and refuses a file over MAX_YAML_BYTES or whose
+    aliases would expand past MAX_YAML_NODES *before* building it (the node graph is composed,
+    aliases still shared, and its expanded size counted), so a nine-level alias bomb costs
+    microseconds, not gigabytes. A syntax error becomes a ConfigError."""
     p = Path(file)
+    text = _read_capped(p)
+    loader = yaml.SafeLoader(text)
     try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise HarnessError(f"{p}: file not found") from None
-    except OSError as e:
-        raise HarnessError(f"{p}: cannot read ({e.strerror})") from None
-    try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        n = _expanded_nodes(node, {}, set(), str(p))
+        if n > MAX_YAML_NODES:
+            raise ConfigError(str(p), "", f"expands to {n} YAML nodes through aliases (at most "
+                                          f"{MAX_YAML_NODES} allowed); refusing an alias bomb")
+        return loader.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(str(p), where, f"malformed YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(str(p), "", "YAML nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _read_capped(p: Path) -> str:
+    """The file's text, refusing a non-regular file (a FIFO would hang) or one over the cap."""
+    try:
+        if not stat.S_ISREG(p.stat().st_mode):  # checked before open: opening a FIFO blocks
+            raise HarnessError(f"{p}: not a regular file")
+        with open(p, "rb") as f:
+            data = f.read(MAX_YAML_BYTES + 1)
+    except FileNotFoundError:
+        raise HarnessError(f"{p}: file not found") from None
+    except OSError as e:
+        raise HarnessError(f"{p}: cannot read ({e.strerror})") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise ConfigError(str(p), "", f"larger than {MAX_YAML_BYTES} bytes; not a config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(p), "", f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int], active: set[int], file: str) -> int:
+    """How many nodes the document has once every alias is expanded, counted on the shared graph
+    (memoised per node, so linear in the file, whatever the expansion); a cycle is refused."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        raise ConfigError(file, "", "recursive YAML alias (an anchor that contains itself)")
+    active.add(key)
+    n = 1
+    if isinstance(node, yaml.SequenceNode):
+        n += sum(_expanded_nodes(c, memo, active, file) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        n += sum(_expanded_nodes(k, memo, active, file) + _expanded_nodes(v, memo, active, file)
+                 for k, v in node.value)
+    active.discard(key)
+    memo[key] = n
+    return n
 
 
 class Node:
