@@ -7,16 +7,18 @@ line with a warning instead of failing or, worse, reading half a number.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import math
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .errors import HarnessError
+from .errors import HarnessError, WriteError, write_cause
 from .records import (CELL_FAILED, CELL_SUMMARY, KNOWN_SCHEMA_VERSIONS, REPETITION,
                       expand_repetition)
 
@@ -26,7 +28,7 @@ LOCK_FILE = ".lock"
 OUTPUTS_DIR = "outputs"  # per-repetition generation outputs, one JSONL file per cell (schema 2)
 
 
-class DiskFullError(HarnessError):
+class DiskFullError(WriteError):
     """The disk filled while writing; records written before are intact."""
 
 
@@ -54,17 +56,45 @@ def _finite(o: Any) -> Any:
 
 
 def _write_durably(path: Path, text: str, mode: str = "a") -> None:
+    """Write and fsync; on failure undo the partial write (a created file is removed, an appended
+    one cut back to its old length: no empty trace without its header, no torn line) and raise
+    one line naming the path and the cause, with a resume hint only for a resumable run folder."""
+    try:
+        before = path.stat().st_size if mode == "a" else None
+    except FileNotFoundError:
+        before = None
     try:
         with open(path, mode, encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(
-                f"disk full while writing {path}: the run stopped here; records written before "
-                f"are intact. Free space, then continue with --resume {path.parent}") from None
-        raise
+        _undo_write(path, before)
+        raise _run_write_error(path, e) from None
+
+
+def _undo_write(path: Path, size_before: int | None) -> None:
+    """Best effort: put a file back as it was before a failed write."""
+    try:
+        if size_before is None:
+            path.unlink(missing_ok=True)
+        else:
+            os.truncate(path, size_before)
+    except OSError:
+        pass
+
+
+def _run_write_error(path: Path, e: OSError) -> WriteError:
+    """The write error of a file in a run folder; `--resume` is offered only when the folder has
+    its manifest (a folder without one cannot be resumed)."""
+    run_dir = next((d for d in (path.parent, path.parent.parent) if (d / MANIFEST_FILE).is_file()), None)
+    if run_dir is not None:
+        hint = (f"the run stopped here; records written before are intact. Free space or fix the "
+                f"folder, then continue with --resume {run_dir}")
+    else:
+        hint = "nothing of this run can be resumed"
+    cls = DiskFullError if e.errno in (errno.ENOSPC, errno.EDQUOT) else WriteError
+    return cls(f"cannot write {path}: {write_cause(e)}; {hint}")
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -116,59 +146,131 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 class RunLock:
-    """An exclusive lock file in the run directory: two writers never interleave records."""
+    """An exclusive lock file in the run directory: two writers never interleave records.
+
+    The holder keeps an flock on the file for as long as it holds it, and the file appears only
+    complete (written and fsync'd under a temp name, flocked, then hard-linked into place), so a
+    lock is never seen empty while its holder lives. A lock whose holder is gone (flock free, and
+    its pid dead on this host, or the file empty or unreadable) is taken over safely: the taker
+    holds the flock on the very inode it removes, so it can never remove a live holder's lock.
+    """
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / LOCK_FILE
-        self._held = False
+        self._fd: int | None = None
 
     def acquire(self) -> None:
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since_utc": _utc_now()}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self._stale():
-                    self.path.unlink(missing_ok=True)
-                    continue
+        for _ in range(3):
+            fd = self._create()
+            if fd is not None:
+                self._fd = fd
+                return
+            if not self._take_over_stale():
                 raise HarnessError(
                     f"{self.path.parent} is being written by another run ({self._holder()}); "
                     "refusing to interleave records. Wait for it, or remove "
-                    f"{self.path} if that process is gone.") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self._held = True
-            return
+                    f"{self.path} if that process is gone.")
         raise HarnessError(f"could not take the lock {self.path}")
+
+    def _create(self) -> int | None:
+        """The locked fd of a new, complete lock file; None when a lock already exists."""
+        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since_utc": _utc_now()})
+        tmp = self.path.with_name(f"{LOCK_FILE}.{os.getpid()}.tmp")
+        fd = -1
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(fd, me.encode())
+            os.fsync(fd)
+            try:
+                os.link(tmp, self.path)
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+                    raise
+                os.close(fd)  # no hard links here (a FAT or FUSE card): create in place
+                fd = -1
+                fd = self._create_in_place(me)
+            return fd
+        except FileExistsError:
+            if fd >= 0:
+                os.close(fd)
+            return None
+        except OSError as e:
+            if fd >= 0:
+                os.close(fd)
+            raise WriteError(f"cannot write the lock {self.path}: {write_cause(e)}; "
+                             "nothing was written to the run folder") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _create_in_place(self, content: str) -> int:
+        """Where hard links are not supported: create exclusively, flock, then write; a write
+        failure removes the file (never a 0-byte lock left behind)."""
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(fd, content.encode())
+            os.fsync(fd)
+        except OSError:
+            self.path.unlink(missing_ok=True)
+            os.close(fd)
+            raise
+        return fd
+
+    def _take_over_stale(self) -> bool:
+        """Remove the existing lock if its holder is gone; True when the caller may retry."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return True  # released meanwhile
+        except OSError:
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False  # its holder lives and holds it
+            if os.fstat(fd).st_ino != _inode(self.path):
+                return True  # replaced meanwhile: look again
+            if not self._holder_gone(os.read(fd, 4096)):
+                return False
+            self.path.unlink()
+            return True
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _holder_gone(content: bytes) -> bool:
+        """An empty or unreadable lock (a crash mid-write by an older harness) is stale once
+        unflocked; a readable one when its pid is dead on this host."""
+        try:
+            info = json.loads(content)
+            if not isinstance(info, dict):
+                return True
+        except ValueError:
+            return True
+        if info.get("host") != socket.gethostname():
+            return False
+        try:
+            os.kill(int(info.get("pid", -1)), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError, TypeError, OverflowError):
+            return False
+        return False
 
     def _holder(self) -> str:
         try:
             info = json.loads(self.path.read_text())
             return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since_utc')}"
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             return "unknown holder"
 
-    def _stale(self) -> bool:
-        """A lock left by a dead process on this host (power cut, kill -9) may be taken over."""
-        try:
-            info = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return False
-        if info.get("host") != socket.gethostname():
-            return False
-        pid = int(info.get("pid", -1))
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-
     def release(self) -> None:
-        if self._held:
+        if self._fd is not None:
             self.path.unlink(missing_ok=True)
-            self._held = False
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> "RunLock":
         self.acquire()
@@ -176,6 +278,13 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 def _utc_now() -> str:
@@ -192,20 +301,32 @@ class RunWriter:
     def __init__(self, run_dir: Path):
         self.dir = run_dir
         self.records = JsonlAppender(run_dir / RECORDS_FILE)
-        (run_dir / "traces").mkdir(exist_ok=True)
-        (run_dir / "samples").mkdir(exist_ok=True)
-        (run_dir / OUTPUTS_DIR).mkdir(exist_ok=True)
+        for sub in ("traces", "samples", OUTPUTS_DIR):
+            try:
+                (run_dir / sub).mkdir(exist_ok=True)
+            except OSError as e:
+                raise _run_write_error(run_dir / sub, e) from None
 
     @classmethod
     def create(cls, output_dir: Path, run_id: str) -> "RunWriter":
-        output_dir.mkdir(parents=True, exist_ok=True)
         run_dir = output_dir / run_id
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file in the way, a read-only place
+            cause = "it is a file, not a folder" if isinstance(e, FileExistsError) else write_cause(e)
+            raise WriteError(f"cannot create the output folder {output_dir}: {cause}") from None
         try:
             run_dir.mkdir()
         except FileExistsError:
             raise HarnessError(f"{run_dir} already exists; runs are never overwritten "
                                f"(use --resume {run_dir} to continue it)") from None
-        return cls(run_dir)
+        except OSError as e:
+            raise WriteError(f"cannot create the run folder {run_dir}: {write_cause(e)}") from None
+        try:
+            return cls(run_dir)
+        except WriteError:
+            shutil.rmtree(run_dir, ignore_errors=True)  # just made, holds nothing: never resumable
+            raise
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         path = self.dir / MANIFEST_FILE
@@ -213,7 +334,11 @@ class RunWriter:
             raise HarnessError(f"{path} exists; a manifest is written once")
         tmp = path.with_suffix(".json.tmp")
         _write_durably(tmp, json.dumps(_finite(manifest), indent=2, default=_json_default), "w")
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise _run_write_error(path, e) from None
 
     def append(self, rec: dict[str, Any]) -> None:
         self.records.append(rec)

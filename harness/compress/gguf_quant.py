@@ -6,9 +6,11 @@ described by its record or nothing at all.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import HarnessError, ModelError
+from ..errors import HarnessError, ModelError, write_error
 from ..gguf import describe
 from ..models import sha256_file
 from . import cache
@@ -84,6 +86,15 @@ def ensure_level(source_path: Path, source_sha256: str, level: Level, allow_requ
 
 def _build(source_path: Path, src: dict[str, Any], level: Level, base: dict[str, Any], key: str,
            version: str, cache_dir: Path, progress: Progress | None) -> Artifact:
+    try:
+        return _build_in_cache(source_path, src, level, base, key, version, cache_dir, progress)
+    except OSError as e:  # the cache folder: read-only, full, or a file in the way
+        raise write_error(e.filename or cache_dir, e, "the level cache (HARNESS_CACHE_DIR) must be "
+                          "a writable folder with room for the level") from None
+
+
+def _build_in_cache(source_path: Path, src: dict[str, Any], level: Level, base: dict[str, Any],
+                    key: str, version: str, cache_dir: Path, progress: Progress | None) -> Artifact:
     name = f"{_stem(source_path)}.{level.name}.gguf"
     with cache.build(cache_dir, key) as work:
         job = {"source": str(source_path), "out": str(work / name), "quant": level.quant,
@@ -147,10 +158,29 @@ def _run_worker(job: dict[str, Any], work: Path, level: Level,
                 error = msg.get("message")
         rc = proc.wait()
     if rc != 0 or result is None:
+        _refuse_if_full(Path(job["out"]), error)
         tail = _tail(log_path)
         reason = error or (f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}")
         raise ModelError(f"building level '{level.name}' failed: {reason}\n{tail}")
     return result
+
+
+# Below this much free space a failed build is put down to a full disk: the quantizer itself
+# only says "iostream error" (or "No space left") when its output write fails.
+FULL_DISK_BYTES = 1 << 20
+
+
+def _refuse_if_full(out: Path, error: str | None) -> None:
+    """A build that failed on a full cache folder says so, naming the file and the cause."""
+    try:
+        free = shutil.disk_usage(out.parent).free
+    except OSError:
+        return
+    if free < FULL_DISK_BYTES:
+        said = f" (the quantizer said: {error.strip()[:200]})" if error else ""
+        raise write_error(out, OSError(errno.ENOSPC, "No space left on device"),
+                          f"{free} bytes left in {out.parent.parent}; free space or point "
+                          f"HARNESS_CACHE_DIR elsewhere{said}")
 
 
 def _child_env() -> dict[str, str]:

@@ -7,6 +7,7 @@ computed by the functions below, so the two can never disagree.
 """
 from __future__ import annotations
 
+import numbers
 import re
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ def quant_type(header: Header) -> str | None:
     gets the tensor type holding the most parameters (what most of its bytes are)."""
     file_type = header.get("general.file_type")
     if file_type is not None:
+        if isinstance(file_type, bool) or not isinstance(file_type, numbers.Integral):
+            raise ModelError(f"{header.path}: general.file_type is {type(file_type).__name__} "
+                             f"{str(file_type)[:40]!r}, not an integer; the file is corrupt or forged")
         return file_type_name(file_type)
     return _most_params(header)
 

@@ -4,11 +4,12 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import HarnessError
+from ..errors import HarnessError, WriteError, write_cause, write_error
 from .tables import Constraints, ResultsTable, load_results
 
 __all__ = ["write_report", "render_all", "Constraints", "ResultsTable", "load_results"]
@@ -42,12 +43,23 @@ def write_report(run_dirs: list[Path], out_html: Path, constraints: dict[str, An
     parsed = Constraints.from_dict(constraints)
     table = load_results([Path(p) for p in run_dirs])
     files = render_all(table, out_html.resolve(), parsed, reference_level, title)
-    out_html.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path, text in files.items():
-        target = out_html.parent / path.name
-        tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        out_html.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        cause = "it is a file, not a folder" if isinstance(e, FileExistsError) else write_cause(e)
+        raise WriteError(f"cannot write the report into {out_html.parent}: {cause}") from None
+    return [_write_file(out_html.parent / path.name, text) for path, text in files.items()]
+
+
+def _write_file(target: Path, text: str) -> Path:
+    """Write to a temporary name and rename (never a half-written report); a failed write
+    removes the temporary file and says which file and why, in one line."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, target)
-        written.append(target)
-    return written
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise write_error(target, e) from None
+    return target

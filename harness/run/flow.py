@@ -5,6 +5,8 @@ its own module of this package (planning, artifacts, manifest, execution).
 """
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any, TextIO
 
 from .. import devices
 from ..energy import carbon_intensity
-from ..errors import HarnessError
+from ..errors import HarnessError, write_error
 from ..matrix import Matrix, load_matrix, parse_matrix
 from ..store import RunLock, RunWriter
 from .artifacts import prepare_artifacts
@@ -53,20 +55,53 @@ def run_matrix(options: RunOptions) -> int:
     todo = [c for c in cells if c.key.cell_id not in finished]
     prepared = prepare_artifacts(todo + reference_cells(todo, cells), progress.say)
     writer, run_id = _writer(options, matrix, device, manifest)
-    with RunLock(writer.dir):
+    with _NewRunFolder(writer.dir, new=manifest is None) as folder, RunLock(writer.dir):
         if manifest is not None:
             bandwidth = manifest.get("memory_bandwidth")
         else:
             bandwidth = probe_bandwidth(todo, device, progress.say)
-            (writer.dir / "matrix.yaml").write_bytes(matrix.file.read_bytes())
+            _copy_matrix(matrix, writer.dir)
             writer.write_manifest(build_manifest(run_id, matrix, device, energy_manifest(matrix, carbon),
                                                  options.argv) | {"memory_bandwidth": bandwidth})
+            folder.started = True
         progress.say(f"run {run_id}: {len(cells)} cells on {device.profile.name}"
                      f"{' (emulated)' if device.emulated else ''} -> {writer.dir}"
                      + (f"; {len(finished)} already finished" if finished else ""))
         ctx = RunContext(matrix, device, writer, run_id, carbon, prepared, bandwidth)
         result = execute(ctx, cells, finished, progress)
     return _finish(result, finished, options, progress)
+
+
+class _NewRunFolder:
+    """A new run folder is removed again when the run stops before its manifest is written (disk
+    full, read-only, interrupted): without a manifest it cannot be resumed, and leaving it behind
+    would only invite a `--resume` that fails. A resumed folder is never removed."""
+
+    def __init__(self, path: Path, new: bool):
+        self.path = path
+        self.started = not new
+
+    def __enter__(self) -> "_NewRunFolder":
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and not self.started:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _copy_matrix(matrix: Matrix, run_dir: Path) -> None:
+    """The matrix file beside the records, as it was when the run started."""
+    target = run_dir / "matrix.yaml"
+    try:
+        data = matrix.file.read_bytes()
+    except OSError as e:
+        raise HarnessError(f"{matrix.file}: cannot read ({e.strerror})") from None
+    try:
+        target.write_bytes(data)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            target.unlink(missing_ok=True)
+        raise write_error(target, e, "nothing of this run can be resumed") from None
 
 
 def _load(options: RunOptions) -> tuple[dict[str, Any] | None, set[str], Matrix]:
