@@ -4,8 +4,10 @@ All three are pure functions of the verdict list, so what CI shows is exactly wh
 """
 from __future__ import annotations
 
+import unicodedata
 import xml.etree.ElementTree as ET
 from collections import Counter
+from typing import Callable
 
 from .verdict import INCONCLUSIVE, NO_DATA, Verdict
 
@@ -33,8 +35,28 @@ def format_table(verdicts: list[Verdict]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n" + summary_line(verdicts) + "\n"
 
 
+_MD_PUNCT = "\\`*_[]()!#~|"  # Markdown syntax that could start emphasis, code, a link or an image
+
+
+def visible_controls(text: str) -> str:
+    """Every control, format or line/paragraph separator character as a visible ⟨U+XXXX⟩.
+
+    Names come from matrices and run folders made elsewhere: a newline in a model name must not
+    start a new line of the comment (a forged "OK" summary), and invisible characters (bidi
+    overrides, zero-width) must not disguise what a name says.
+    """
+    return "".join(f"⟨U+{ord(c):04X}⟩" if unicodedata.category(c) in _CONTROL_CATEGORIES else c
+                   for c in text)
+
+
+_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
 def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    """Text as literal Markdown inline text: no HTML, no link, image, emphasis or new line."""
+    s = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = "".join("\\" + c if c in _MD_PUNCT else c for c in s)
+    return visible_controls(s)
 
 
 def to_markdown(verdicts: list[Verdict], title: str) -> str:
@@ -49,19 +71,33 @@ def to_markdown(verdicts: list[Verdict], title: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _xml_safe(text: str) -> str:
+    """Characters XML 1.0 cannot hold at all (most C0 controls), shown as ⟨U+XXXX⟩.
+
+    ElementTree escapes `<`, `&` and quotes but writes a raw \\x1b or \\x00, which makes the whole
+    report unreadable for the CI system; tab and newline are legal and stay.
+    """
+    return "".join(f"⟨U+{ord(c):04X}⟩" if (ord(c) < 0x20 and c not in "\t\n\r")
+                   or 0xD800 <= ord(c) <= 0xDFFF or c in "\ufffe\uffff" else c for c in text)
+
+
 def to_junit(verdicts: list[Verdict], suite_name: str) -> str:
     """One <testcase> per verdict: <failure> when it breaks the build, <skipped> for allowed gaps."""
+    return _junit(verdicts, _xml_safe(suite_name), _xml_safe)
+
+
+def _junit(verdicts: list[Verdict], suite_name: str, x: Callable[[str], str]) -> str:
     root = ET.Element("testsuites", name="edgebench check")
     suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(verdicts)),
                           failures=str(sum(v.breaks for v in verdicts)), errors="0",
                           skipped=str(sum(v.status == NO_DATA and not v.breaks for v in verdicts)))
     for v in verdicts:
-        case = ET.SubElement(suite, "testcase", classname=f"{v.check}.{v.group}", name=v.test_name,
-                             time="0")
-        detail = (f"expected {v.expected}; measured {v.measured}; 95% CI {v.ci}; status {v.label}"
-                  + (f"; {'; '.join(v.notes)}" if v.notes else ""))
+        case = ET.SubElement(suite, "testcase", classname=x(f"{v.check}.{v.group}"),
+                             name=x(v.test_name), time="0")
+        detail = x(f"expected {v.expected}; measured {v.measured}; 95% CI {v.ci}; status {v.label}"
+                   + (f"; {'; '.join(v.notes)}" if v.notes else ""))
         if v.breaks:
-            failure = ET.SubElement(case, "failure", message=f"{v.metric}: {v.label}", type=v.status)
+            failure = ET.SubElement(case, "failure", message=x(f"{v.metric}: {v.label}"), type=v.status)
             failure.text = detail
         elif v.status == NO_DATA:
             ET.SubElement(case, "skipped", message=detail)

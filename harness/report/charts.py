@@ -7,6 +7,7 @@ no date) so the same table gives the same page.
 from __future__ import annotations
 
 import io
+import math
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ from .metrics import SPECS, MetricSpec
 PHASE_COLOURS = {"load": "#b0b0b0", "baseline": "#9ecae1", "prefill": "#fdae6b", "decode": "#a1d99b",
                  "run": "#cbc9e2"}  # "run": a quality workload's whole window
 FRONT_COLOUR = "#1f5fa8"
+GAP_COLOUR = "#c00000"  # non-finite samples, left out of a line
 DOMINATED_COLOUR = "#a0a0a0"
 MAX_LABELS = 14  # beyond this only front points are labelled (the table lists the rest)
 
@@ -31,7 +33,10 @@ def _pyplot():
 
     plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "edgebench",
                          "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-                         "font.family": "sans-serif"})
+                         "font.family": "sans-serif",
+                         # labels are model and level names from run folders: `$x$` is text, never
+                         # mathtext (which would render it as math, or raise on a malformed one)
+                         "text.parse_math": False})
     return plt
 
 
@@ -124,9 +129,10 @@ def trace_svg(segments: list[dict[str, Any]], title: str) -> str:
     second per figure where this takes milliseconds and a fraction of the bytes.
     """
     w, h, left, right, top, bottom = 720.0, 190.0, 44.0, 8.0, 18.0, 30.0
-    placed, offset = [], 0.0
+    placed, offset, n_gaps = [], 0.0, 0
     for seg in segments:
-        t = seg["t_s"]
+        t = [x for x in seg["t_s"] if _finite(x)]
+        n_gaps += sum(not (_finite(a) and _finite(b)) for a, b in zip(seg["t_s"], seg["power_w"]))
         if not t:
             continue
         start = offset - t[0]
@@ -135,7 +141,7 @@ def trace_svg(segments: list[dict[str, Any]], title: str) -> str:
     if not placed:
         return f'<p class="muted">{_attr(title)}: no samples</p>'
     t_max = max(offset, 1e-9)
-    p_max = max((max(s["power_w"]) for _, s in placed if s["power_w"]), default=1.0)
+    p_max = max((p for _, s in placed for p in s["power_w"] if _finite(p)), default=1.0)
     step = _nice_step(p_max / 4)
     y_top = step * (int(p_max / step) + 1)
     sx = lambda t: left + (w - left - right) * t / t_max  # noqa: E731
@@ -156,12 +162,16 @@ def trace_svg(segments: list[dict[str, Any]], title: str) -> str:
         out.append(f'<line x1="{left}" x2="{w - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e0e0e0"/>'
                    f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{i * step:g}</text>')
     for start, seg in placed:
-        pts = " ".join(f"{sx(start + t):.1f},{sy(p):.1f}" for t, p in zip(seg["t_s"], seg["power_w"]))
+        out += _trace_lines(seg, lambda t: sx(start + t), sy, (top, h - bottom))  # noqa: B023
         label = seg["label"] if seg["label"] in ("load", "baseline") else f"rep {seg['label']}"
-        out.append(f'<polyline points="{pts}" fill="none" stroke="#303030" stroke-width="0.9"/>')
-        if sx(start + seg["t_s"][-1]) - sx(start + seg["t_s"][0]) >= 6 * len(label):  # room for it
-            out.append(f'<text x="{sx(start + seg["t_s"][0]):.1f}" y="{top - 5}" fill="#505050">'
+        t = [x for x in seg["t_s"] if _finite(x)]
+        if sx(start + t[-1]) - sx(start + t[0]) >= 6 * len(label):  # room for it
+            out.append(f'<text x="{sx(start + t[0]):.1f}" y="{top - 5}" fill="#505050">'
                        f"{_attr(label)}</text>")
+    if n_gaps:
+        out.append(f'<text x="{w - right}" y="{top - 5}" text-anchor="end" fill="{GAP_COLOUR}" '
+                   f'class="gap-flag">{n_gaps} sample(s) not a finite number: left out, '
+                   "shown as gaps (red ticks)</text>")
     for i in range(6):
         t = t_max * i / 5
         anchor = "start" if i == 0 else "end" if i == 5 else "middle"
@@ -178,11 +188,39 @@ def trace_svg(segments: list[dict[str, Any]], title: str) -> str:
     return "".join(out)
 
 
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _trace_lines(seg: dict[str, Any], sx: Any, sy: Any, y_span: tuple[float, float]) -> list[str]:
+    """A window's power as polylines broken where a sample is NaN or infinite.
+
+    A non-finite sample (a sensor glitch, a division by a zero interval) would make the whole
+    polyline invalid SVG, or hide as a spike; it is a gap instead, with a red tick where its time
+    is known, so the reader sees that figures are missing there.
+    """
+    out, run = [], []
+    for t, p in zip(seg["t_s"], seg["power_w"]):
+        if _finite(t) and _finite(p):
+            run.append(f"{sx(t):.1f},{sy(p):.1f}")
+            continue
+        if run:
+            out.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="#303030" '
+                       'stroke-width="0.9"/>')
+        run = []
+        if _finite(t):
+            out.append(f'<line x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{y_span[1] - 6:.1f}" '
+                       f'y2="{y_span[1]:.1f}" stroke="{GAP_COLOUR}" stroke-width="1.2"><title>'
+                       f"power not a number at {t:.3g} s</title></line>")
+    if run:
+        out.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="#303030" '
+                   'stroke-width="0.9"/>')
+    return out
+
+
 def _nice_step(raw: float) -> float:
     """1, 2 or 5 times a power of ten, at least raw."""
-    import math
-
-    if raw <= 0:
+    if not math.isfinite(raw) or raw <= 0:
         return 1.0
     mag = 10 ** math.floor(math.log10(raw))
     return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
@@ -201,7 +239,8 @@ def threads_svg(series: list[dict[str, Any]], metric: str, title: str) -> str:
     `trace_svg`: no matplotlib needed, deterministic, and nothing is fetched.
     """
     spec = SPECS[metric]
-    pts = [p for s in series for p in s["points"] if p.get("y") is not None]
+    pts = [p for s in series for p in s["points"] if _finite(p.get("y"))]
+    n_gaps = sum(p.get("y") is not None and not _finite(p.get("y")) for s in series for p in s["points"])
     if not pts:
         return f'<p class="muted">{_attr(title)}: no figures</p>'
     w, left, right, top, plot_h, bottom = 520.0, 52.0, 12.0, 22.0, 170.0, 34.0
@@ -210,7 +249,7 @@ def threads_svg(series: list[dict[str, Any]], metric: str, title: str) -> str:
     xs = sorted({p["x"] for p in pts})
     x_lo, x_hi = xs[0], xs[-1]
     span = max(x_hi - x_lo, 1)
-    y_max = max(_val(spec, p["high"] if p.get("high") is not None else p["y"]) for p in pts)
+    y_max = max(_val(spec, p["high"] if _finite(p.get("high")) else p["y"]) for p in pts)
     step = _nice_step(max(y_max, 1e-12) / 4)
     y_top = step * (int(y_max / step) + 1)
     sx = lambda x: left + (w - left - right) * (0.06 + 0.88 * (x - x_lo) / span)  # noqa: E731
@@ -218,6 +257,9 @@ def threads_svg(series: list[dict[str, Any]], metric: str, title: str) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0f} {h:.0f}" role="img" '
            f'aria-label="{_attr(title)}" font-size="10" font-family="sans-serif">',
            f'<text x="{left}" y="12" font-size="11">{_attr(title)}</text>']
+    if n_gaps:
+        out.append(f'<text x="{w - right}" y="12" text-anchor="end" fill="{GAP_COLOUR}" '
+                   f'class="gap-flag">{n_gaps} figure(s) not a finite number: left out</text>')
     for i in range(int(y_top / step) + 1):
         y = sy(i * step)
         out.append(f'<line x1="{left}" x2="{w - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e0e0e0"/>'
@@ -241,14 +283,14 @@ def threads_svg(series: list[dict[str, Any]], metric: str, title: str) -> str:
 
 def _series_svg(s: dict[str, Any], colour: str, spec: MetricSpec, sx: Any, sy: Any) -> str:
     """One configuration's line, its 95% intervals and its points (exact value on hover)."""
-    pts = sorted((p for p in s["points"] if p.get("y") is not None), key=lambda p: p["x"])
+    pts = sorted((p for p in s["points"] if _finite(p.get("y"))), key=lambda p: p["x"])
     out = []
     if len(pts) > 1:
         line = " ".join(f"{sx(p['x']):.1f},{sy(_val(spec, p['y'])):.1f}" for p in pts)
         out.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
     for p in pts:
         x, y = sx(p["x"]), sy(_val(spec, p["y"]))
-        if p.get("low") is not None and p.get("high") is not None:
+        if _finite(p.get("low")) and _finite(p.get("high")):
             out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(_val(spec, p["low"])):.1f}" '
                        f'y2="{sy(_val(spec, p["high"])):.1f}" stroke="{colour}" stroke-opacity="0.5"/>')
         if p.get("ring"):

@@ -53,6 +53,18 @@ def _cell(v: Any) -> str:
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
+    if isinstance(v, (int, float)):
+        return repr(v)  # numbers stay numbers, a negative one too
+    return text_cell(str(v))
+
+
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(s: str) -> str:
+    """A text cell a spreadsheet will not run: one starting like a formula gets a leading `'`.
+
+    Model names and warnings come from run folders made elsewhere; `=HYPERLINK(...)` in a name
+    must show as text in Excel or LibreOffice (the OWASP rule for CSV injection).
+    """
+    return "'" + s if s.startswith(FORMULA_LEADS) else s

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import html
 
+from ..budgets.output import visible_controls
+
 from .html import (energy_text, flags_text, metric_columns, setting_columns, setting_text,
                    size_text, tradeoff_text, sweep_note)
 from .metrics import SPECS, fmt_ci, fmt_value
@@ -16,9 +18,11 @@ MD_COLUMNS = ("energy_per_decode_token_j", "decode_tokens_per_s", "peak_rss_byte
 def md(x: object) -> str:
     """Escape text for a Markdown table cell (GitHub renders inline HTML, so escape that too)."""
     s = html.escape("" if x is None else str(x), quote=False)
-    for ch in ("\\", "|", "`", "*", "_", "[", "]"):
+    for ch in ("\\", "|", "`", "*", "_", "[", "]", "~"):
         s = s.replace(ch, "\\" + ch)
-    return " ".join(s.split())
+    # whitespace (newlines too) becomes one space, so a name cannot start a line of its own; any
+    # other control or invisible character is shown, never passed on
+    return visible_controls(" ".join(s.split()))
 
 
 def _metric(row: dict, name: str) -> str:
