@@ -78,7 +78,7 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
                 writer.append(rec)
                 reps.append(rec)
             elif kind == "trace":
-                writer.append_trace(cell_id, msg[1])
+                writer.append_trace(cell_id, msg[1], attempt=payload.attempt)
             elif kind == "cell":
                 constants.update(msg[1])
             elif kind == "samples":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import math
 import os
@@ -19,13 +20,17 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import HarnessError, WriteError, write_cause
-from .records import (CELL_FAILED, CELL_SUMMARY, KNOWN_SCHEMA_VERSIONS, REPETITION,
-                      expand_repetition)
+from .metrics import METRICS, interval_fields
+from .records import (CELL_FAILED, CELL_SUMMARY, KNOWN_SCHEMA_VERSIONS, RECORD_TYPES, REPETITION,
+                      expand_repetition, fields_of)
+from .runfiles import (CELL_FILE_MAX_BYTES, MANIFEST_MAX_BYTES, RECORDS_MAX_BYTES, cell_file,
+                       is_cell_id, read_in_run)
 
 RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
 OUTPUTS_DIR = "outputs"  # per-repetition generation outputs, one JSONL file per cell (schema 2)
+TRACE_HEADER = "attempt,repetition,t_s,power_w\n"  # traces/<cell_id>.csv
 
 
 class DiskFullError(WriteError):
@@ -97,6 +102,15 @@ def _run_write_error(path: Path, e: OSError) -> WriteError:
     return cls(f"cannot write {path}: {write_cause(e)}; {hint}")
 
 
+def _first_line(path: Path) -> str | None:
+    """A file's first line, or None when it does not exist or is empty (no header yet)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline(256) or None
+    except FileNotFoundError:
+        return None
+
+
 def _ends_with_newline(path: Path) -> bool:
     if not path.exists() or path.stat().st_size == 0:
         return True
@@ -119,13 +133,19 @@ class JsonlAppender:
 
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Read every complete JSON line; unparsable lines (a torn write) are skipped with a warning."""
+    if not path.exists():
+        return [], []
+    data = read_in_run(path.parent, path.name, RECORDS_MAX_BYTES, str(path))
+    return parse_jsonl(b"" if data is None else data, path)
+
+
+def parse_jsonl(data: bytes, path: Path | str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The JSON objects of a JSONL file's bytes; a torn or corrupt line becomes a warning."""
     rows: list[dict[str, Any]] = []
     warnings: list[str] = []
-    if not path.exists():
-        return rows, warnings
-    with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
-        lines = list(f)  # one string per line, not the file's text and its lines at once
-    last = len(lines) - (1 if lines and not lines[-1].endswith("\n") else 0)
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    torn_tail = bool(lines) and lines[-1] != ""
+    last = len(lines) - (0 if torn_tail else 1)
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -343,15 +363,22 @@ class RunWriter:
     def append(self, rec: dict[str, Any]) -> None:
         self.records.append(rec)
 
-    def append_trace(self, cell_id: str, rows: Iterable[tuple[Any, float, float]]) -> Path:
-        """Raw power samples: (repetition label, t_s since window start, power_w)."""
+    def append_trace(self, cell_id: str, rows: Iterable[tuple[Any, float, float]],
+                     attempt: str | None = None) -> Path:
+        """Raw power samples: (repetition label, t_s since window start, power_w) of one attempt.
+
+        The `attempt` column keeps a resumed cell's attempts apart (readers plot only the one
+        load_run keeps). A trace begun by an older harness, without the column, keeps its layout.
+        """
         path = self.dir / "traces" / f"{cell_id}.csv"
-        new = not path.exists()
+        header = _first_line(path)
+        with_attempt = header is None or header.startswith("attempt,")
         lines = []
-        if new:
-            lines.append("repetition,t_s,power_w\n")
+        if header is None:
+            lines.append(TRACE_HEADER)
+        prefix = f"{attempt or ''}," if with_attempt else ""
         for label, t_s, p_w in rows:
-            lines.append(f"{label},{t_s:.6f},{'' if p_w is None else f'{p_w:.6f}'}\n")
+            lines.append(f"{prefix}{label},{t_s:.6f},{'' if p_w is None else f'{p_w:.6f}'}\n")
         _write_durably(path, "".join(lines))
         return path
 
@@ -415,26 +442,146 @@ def load_run(run_dir: Path | str, expand: bool = True) -> Run:
     if not run_dir.is_dir():
         raise HarnessError(f"{run_dir}: not a run directory")
     manifest_path = run_dir / MANIFEST_FILE
-    if not manifest_path.exists():
+    data = read_in_run(run_dir, MANIFEST_FILE, MANIFEST_MAX_BYTES, str(manifest_path))
+    if data is None:
         raise HarnessError(f"{run_dir}: no {MANIFEST_FILE}; not a run directory")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(data)
     except ValueError as e:
         raise HarnessError(f"{manifest_path}: corrupt ({e})") from None
-    _check_version(manifest, manifest_path)
+    check_manifest(manifest, manifest_path)
     records_path = run_dir / RECORDS_FILE
-    rows, warnings = read_jsonl(records_path)
+    data = read_in_run(run_dir, RECORDS_FILE, RECORDS_MAX_BYTES, str(records_path))
+    rows, warnings = parse_jsonl(b"" if data is None else data, records_path)
     for r in rows:
         _check_version(r, records_path)
+        check_record(r, records_path)
     return Run(run_dir, manifest, _final_records(rows, warnings, expand), warnings)
+
+
+# Manifest fields readers use, and the JSON types they may have (null is always allowed).
+_MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
+    "run_id": str, "created_utc": str, "matrix_path": str, "host": dict, "device": dict,
+    "energy": dict, "matrix": dict, "runtime_info": dict, "packages": dict,
+    "memory_bandwidth": dict}
+_SECTION_TYPES = {("host", "hostname"): str, ("device", "profile"): str}
+
+
+def check_manifest(manifest: Any, where: Path) -> None:
+    """A manifest is a JSON object whose known fields have their types; one clear error if not."""
+    if not isinstance(manifest, dict):
+        raise HarnessError(f"{where}: a manifest is a JSON object, not {_json_type(manifest)}; "
+                           "the run folder is corrupt")
+    _check_version(manifest, where)
+    for key, types in _MANIFEST_TYPES.items():
+        v = manifest.get(key)
+        if v is not None and not isinstance(v, types):
+            raise HarnessError(f"{where}: '{key}' must be {_json_type(types)}, not "
+                               f"{_json_type(v)}; the run folder is corrupt")
+    for (section, key), types in _SECTION_TYPES.items():
+        v = (manifest.get(section) or {}).get(key)
+        if v is not None and not isinstance(v, types):
+            raise HarnessError(f"{where}: '{section}.{key}' must be {_json_type(types)}, not "
+                               f"{_json_type(v)}; the run folder is corrupt")
+
+
+def check_record(rec: dict[str, Any], where: Path) -> None:
+    """A record whose known fields have the wrong types (or no valid cell_id) is refused by name.
+
+    Only types are checked, not completeness: older runs lack fields added since, and readers
+    cope with absent fields; a string where a number belongs would crash them.
+    """
+    rtype = rec.get("record_type")
+    if not is_cell_id(rec.get("cell_id")):
+        raise HarnessError(f"{_record_name(rec, where)}: cell_id must be 12 lowercase hex digits "
+                           "(as the harness writes it); the run folder is corrupt or forged")
+    if rtype not in RECORD_TYPES:
+        return  # a record type this harness does not read is ignored by every reader
+    # Validity of the top-level fields depends only on their names and value types: a record
+    # shaped like one already checked (100,000 repetitions share a few shapes) needs no loop.
+    shape = (rtype, tuple(rec), tuple(map(type, rec.values())))
+    if shape not in _SHAPES_OK:
+        _check_fields(rec, rtype, where)
+        if len(_SHAPES_OK) >= 4096:
+            _SHAPES_OK.clear()
+        _SHAPES_OK.add(shape)
+    for m, st in (rec.get("metrics") or {}).items():
+        if not isinstance(st, dict) or not (_NUMBER_OR_NULL.issuperset(map(type, st.values())) or all(
+                v is None or _is_number(v) for v in st.values())):
+            raise HarnessError(f"{_record_name(rec, where)}: metrics['{str(m)[:60]}'] must map "
+                               "statistic names to numbers or null; the run folder is corrupt")
+
+
+_SHAPES_OK: set[tuple[Any, ...]] = set()
+
+
+def _record_name(rec: dict[str, Any], where: Path) -> str:
+    return f"{where}: {str(rec.get('record_type')):.40} record of cell {str(rec.get('cell_id'))[:40]!r}"
+
+
+def _check_fields(rec: dict[str, Any], rtype: str, where: Path) -> None:
+    """Each known field's JSON type, and every metric a number or null."""
+    checks = _field_checks(rtype)
+    for fname, value in rec.items():
+        check = checks.get(fname)
+        if check is not None and type(value) not in check[0] and not _type_ok(value, check[1]):
+            raise HarnessError(f"{_record_name(rec, where)}: '{fname}' must be "
+                               f"{' or '.join(check[1])}, not {_json_type(value)}; the run "
+                               "folder is corrupt")
+    for m in _METRIC_FIELDS.intersection(rec):
+        if rec[m] is not None and not _is_number(rec[m]):
+            raise HarnessError(f"{_record_name(rec, where)}: metric '{m}' must be a number or "
+                               f"null, not {_json_type(rec[m])}; the run folder is corrupt")
+
+
+@functools.lru_cache(maxsize=None)
+def _field_checks(rtype: str) -> dict[str, tuple[frozenset[type], tuple[str, ...]]]:
+    """Field name -> (exact Python types json.loads gives for its allowed JSON types, the JSON
+    type names), built once per record type instead of once per record."""
+    return {f.name: (frozenset(x for t in f.types for x in _EXACT_TYPES[t]), f.types)
+            for f in fields_of(rtype)}
+
+
+_METRIC_FIELDS = frozenset(set(METRICS) | set(interval_fields(METRICS)))
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+    "object": (dict,), "array": (list,), "null": (type(None),)}
+
+
+_EXACT_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+    "object": (dict,), "array": (list,), "null": (type(None),)}
+_NUMBER_OR_NULL = frozenset((int, float, type(None)))
+
+
+def _type_ok(value: Any, types: tuple[str, ...]) -> bool:
+    return any(isinstance(value, _JSON_TYPES[t]) and not (
+        t in ("integer", "number") and isinstance(value, bool)) for t in types)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _json_type(v: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", int: "an integer",
+             float: "a number", bool: "a boolean", type(None): "null"}
+    if isinstance(v, type):
+        return names.get(v, v.__name__)
+    if isinstance(v, tuple) and all(isinstance(t, type) for t in v):
+        return " or ".join(names.get(t, t.__name__) for t in v)
+    return names.get(type(v), type(v).__name__)
 
 
 def read_outputs(run_dir: Path | str, cell_id: str, attempt: str | None = None) -> list[dict[str, Any]]:
     """A cell's per-repetition generation outputs (schema 2), of one attempt if given.
 
-    Schema 1 kept them on the repetition records instead; an absent file gives [].
+    Schema 1 kept them on the repetition records instead; an absent file gives []. The file is
+    read inside the run folder only (harness.runfiles), capped in size.
     """
-    rows, _ = read_jsonl(Path(run_dir) / OUTPUTS_DIR / f"{cell_id}.jsonl")
+    rel = cell_file(OUTPUTS_DIR, cell_id, ".jsonl", f"{run_dir}: outputs")
+    data = read_in_run(Path(run_dir), rel, CELL_FILE_MAX_BYTES, f"{run_dir}: cell {cell_id}")
+    rows, _ = parse_jsonl(data or b"", Path(run_dir) / rel)
     return [r for r in rows if attempt is None or r.get("attempt") == attempt]
 
 

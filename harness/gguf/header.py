@@ -7,10 +7,13 @@ sizes and dequantization still come from the gguf package.
 """
 from __future__ import annotations
 
+import itertools
+import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -23,6 +26,11 @@ _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?
 _NUMPY = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "?",
           10: "<u8", 11: "<i8", 12: "<f8"}
 STRING, ARRAY = 8, 9
+SMALL_ARRAY = 4096  # numeric arrays up to this many elements are read as lists (per-layer values)
+MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_STRING_BYTES = 16 * 2**20  # one key or string value (chat templates are kilobytes)
+MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, smallest value
+MIN_TENSOR_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 
 
 @dataclass(frozen=True)
@@ -91,8 +99,10 @@ class _Cursor:
 
     def string(self) -> str:
         n = self.scalar("<Q")
-        if self.pos + n > len(self.buf):
-            raise ModelError(f"{self.path}: GGUF header ends early; the file is truncated")
+        if n > MAX_STRING_BYTES:
+            raise ModelError(f"{self.path}: a GGUF metadata string of {n:,} bytes (at most "
+                             f"{MAX_STRING_BYTES:,} are read); the file is corrupt")
+        self.need(n)
         s = bytes(self.buf[self.pos:self.pos + n]).decode("utf-8", errors="replace")
         self.pos += n
         return s
@@ -106,13 +116,78 @@ class _Cursor:
             raise ModelError(f"{self.path}: unknown GGUF value type {vtype}")
         sub, count = self.scalar("<I"), self.scalar("<Q")
         if sub == STRING:
-            return KV([self.string() for _ in range(count)], vtype, sub)
+            return KV(self.skip_strings(count), vtype, sub)
         if sub not in _NUMPY:
             raise ModelError(f"{self.path}: unsupported GGUF array element type {sub}")
         dt = np.dtype(_NUMPY[sub])
+        self.need(dt.itemsize * count)
         arr = np.frombuffer(self.buf, dtype=dt, count=count, offset=self.pos)
         self.pos += dt.itemsize * count
-        return KV(arr.tolist(), vtype, sub)
+        # small arrays (per-layer head counts) as lists; large ones stay a view of the mapped file
+        return KV(arr.tolist() if count <= SMALL_ARRAY else LazyArray(arr), vtype, sub)
+
+    def need(self, n_bytes: int) -> None:
+        if n_bytes < 0 or self.pos + n_bytes > len(self.buf):
+            raise ModelError(f"{self.path}: GGUF header ends early; the file is truncated")
+
+    def skip_strings(self, count: int) -> "LazyStrings":
+        """Step over a string array by its length prefixes; nothing is decoded or kept."""
+        self.need(8 * count)  # every string has at least its 8-byte length
+        start = self.pos
+        for _ in range(count):
+            (n,) = struct.unpack_from("<Q", self.buf, self.pos)
+            self.pos += 8
+            self.need(n)
+            self.pos += n
+        return LazyStrings(self.buf, start, count)
+
+
+class LazyArray(Sequence):
+    """A large numeric metadata array (token scores, types): a view of the mapped file, no copy."""
+
+    def __init__(self, arr: np.ndarray):
+        self._arr = arr
+
+    def __len__(self) -> int:
+        return len(self._arr)
+
+    def __getitem__(self, i: Any) -> Any:
+        got = self._arr[i]
+        return got.tolist()
+
+    def tolist(self) -> list[Any]:
+        return self._arr.tolist()
+
+
+class LazyStrings(Sequence):
+    """A string metadata array (a 262,144-token vocabulary) decoded only when someone iterates.
+
+    The header reader skips these by size: holding them as Python strings cost gigabytes for a
+    forged file and seconds for a real one, and nothing the harness measures needs them.
+    """
+
+    def __init__(self, buf: memoryview, start: int, count: int):
+        self._buf, self._start, self._count = buf, start, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        pos = self._start
+        for _ in range(self._count):
+            (n,) = struct.unpack_from("<Q", self._buf, pos)
+            yield bytes(self._buf[pos + 8:pos + 8 + n]).decode("utf-8", errors="replace")
+            pos += 8 + n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return list(self)[i]
+        if not -self._count <= i < self._count:
+            raise IndexError(i)
+        return next(itertools.islice(iter(self), i % self._count, None))
+
+    def tolist(self) -> list[str]:
+        return list(self)
 
 
 def read_header(path: Path) -> Header:
@@ -130,6 +205,7 @@ def read_header(path: Path) -> Header:
         raise ModelError(f"{path}: GGUF version {version} is not supported (2 or 3 expected; "
                          "big-endian files are not supported)")
     n_tensors, n_kv = cur.scalar("<Q"), cur.scalar("<Q")
+    cur.need(n_kv * MIN_KV_BYTES + n_tensors * MIN_TENSOR_BYTES)  # counts a forged file inflated
     kv = {}
     for _ in range(n_kv):
         key = cur.string()
@@ -137,20 +213,38 @@ def read_header(path: Path) -> Header:
     raw = []
     for _ in range(n_tensors):
         name = cur.string()
-        dims = tuple(cur.scalar("<Q") for _ in range(cur.scalar("<I")))
+        n_dims = cur.scalar("<I")
+        if n_dims > MAX_DIMS:
+            raise ModelError(f"{path}: tensor {name[:80]!r} has {n_dims} dimensions (GGUF allows "
+                             f"at most {MAX_DIMS}); the file is corrupt")
+        dims = tuple(cur.scalar("<Q") for _ in range(n_dims))
         raw.append((name, dims, cur.scalar("<I"), cur.scalar("<Q")))
     alignment = int(kv["general.alignment"].value) if "general.alignment" in kv else 32
+    if not isinstance(alignment, int) or alignment <= 0:
+        raise ModelError(f"{path}: general.alignment {alignment!r} is not a positive integer")
     start = -(-cur.pos // alignment) * alignment
-    tensors = []
-    for name, dims, ggml_type, offset in raw:
-        n = int(np.prod(dims)) if dims else 1
+    return Header(path, version, kv, [_tensor(path, len(data), start, *r, gguf) for r in raw],
+                  alignment)
+
+
+def _tensor(path: Path, file_bytes: int, start: int, name: str, dims: tuple[int, ...],
+            ggml_type: int, offset: int, gguf: Any) -> TensorInfo:
+    """One tensor's table entry, refused when its size cannot be true of this file.
+
+    Python integers: a dimension product that would wrap around in int64 (numpy) stays huge here
+    and fails the end-of-file check instead of passing as a small number.
+    """
+    try:
         block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(ggml_type)]
-        t = TensorInfo(name, dims, ggml_type, start + offset, n, n * type_size // block)
-        if t.offset + t.n_bytes > len(data):
-            raise ModelError(f"{path}: tensor {name} extends past the end of the file; the file "
-                             "is truncated")
-        tensors.append(t)
-    return Header(path, version, kv, tensors, alignment)
+    except (ValueError, KeyError):
+        raise ModelError(f"{path}: tensor {name[:80]!r} has unknown type {ggml_type}; the file "
+                         "is corrupt or newer than this gguf package") from None
+    n = math.prod(dims)
+    t = TensorInfo(name, dims, ggml_type, start + offset, n, n * type_size // block)
+    if n > file_bytes * 8 or t.offset + t.n_bytes > file_bytes:  # 8: elements per byte at most
+        raise ModelError(f"{path}: tensor {name[:80]!r} ({' x '.join(map(str, dims))}) extends "
+                         "past the end of the file; the file is truncated or corrupt")
+    return t
 
 
 def check_magic(path: Path) -> None:

@@ -75,10 +75,15 @@ class _Tokens:
         cell_id = str(rec.get("cell_id"))
         if self._read is not None and cell_id not in self._rows:
             self._rows[cell_id] = {(o.get("attempt"), o.get("repetition")): o["output_tokens"]
-                                   for o in self._read(cell_id) if o.get("output_tokens") is not None}
+                                   for o in self._read(cell_id) if _is_token_list(o.get("output_tokens"))}
         got = self._rows.get(cell_id, {}).get((rec.get("attempt"), rec.get("repetition")))
         got = got if got is not None else rec.get("output_tokens")
-        return None if got is None else list(got)
+        return list(got) if _is_token_list(got) else None
+
+
+def _is_token_list(v: Any) -> bool:
+    """Token ids as the runtime wrote them; anything else (a forged outputs file) is no figure."""
+    return isinstance(v, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in v)
 
 
 def _partner_key(rec: Row, level: str) -> tuple[Any, ...]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import HarnessError
 from ..results import summary_metrics
+from ..runfiles import CELL_FILE_MAX_BYTES, RunFileError, cell_file, read_text_in_run, resolve_in_run
 from ..store import Run, iter_run_dirs, load_run, read_outputs
 from .analysis import add_token_agreement
 from .metrics import SPECS
@@ -203,7 +205,7 @@ def _device_key(manifest: dict[str, Any]) -> DeviceKey:
     return DeviceKey(str(dev.get("profile") or "unknown"), str(host.get("hostname") or "unknown"))
 
 
-def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str], list[tuple[str, float, float]] | None]
+def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str, str | None], list[tuple[str, float, float]] | None]
                   | None = None, read_samples: Callable[[Run, Row], tuple[Path | None, list[Row]] | None]
                   | None = None) -> ResultsTable:
     """Flatten runs into cell rows; traces and samples come through the given readers."""
@@ -229,11 +231,11 @@ def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str], list[tup
             reps = sorted(reps_by_cell.get(s["cell_id"], []), key=lambda r: r.get("repetition", 0))
             cells.append(cell_row(rid, dkey, s, reps))
             if read_trace is not None:
-                raw = read_trace(run, s["cell_id"])
+                raw = _confined(warnings, rid, read_trace, run, s["cell_id"], s.get("attempt"))
                 if raw:
                     traces[(rid, s["cell_id"])] = build_trace(raw, reps)
             if read_samples is not None:
-                got = read_samples(run, cells[-1])
+                got = _confined(warnings, rid, read_samples, run, cells[-1])
                 if got is not None:
                     detail = quality_detail(*got)
                     quality[(rid, s["cell_id"])] = detail
@@ -246,10 +248,20 @@ def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str], list[tup
             failures.append(_dims(rid, dkey, f) | {k: f.get(k) for k in
                             ("reason", "failure_kind", "exit_code", "stderr_tail")})
         add_token_agreement([c for c in cells if c["run_id"] == rid], run.records,  # cross-cell
-                            lambda cell_id: read_outputs(run.path, cell_id))
+                            lambda cell_id: _confined(warnings, rid, read_outputs, run.path,
+                                                      cell_id) or [])
     cells, superseded = _latest_per_cell(cells)
     warnings += superseded
     return ResultsTable(cells, failures, run_info, warnings, traces, quality)
+
+
+def _confined(warnings: list[str], rid: str, read: Callable[..., Any], *args: Any) -> Any:
+    """A per-cell file read; a file the run folder may not name is a warning, the rest renders."""
+    try:
+        return read(*args)
+    except RunFileError as e:
+        warnings.append(f"{rid}: {e}; not shown")
+        return None
 
 
 def _dims(run_id: str, dkey: DeviceKey, rec: Row) -> Row:
@@ -338,17 +350,28 @@ class _Listings(dict):
         return names
 
 
-def _read_trace(run: Run, cell_id: str, names: _Listings | None = None) -> list[tuple[str, float, float]] | None:
-    if f"{cell_id}.csv" not in (names if names is not None else _Listings())[run.path / "traces"]:
+def _read_trace(run: Run, cell_id: str, attempt: str | None = None,
+                names: _Listings | None = None) -> list[tuple[str, float, float]] | None:
+    """A cell's power samples (label, t_s, power_w) of one attempt, read inside the run folder.
+
+    Traces written since the `attempt` column keep a resumed cell's attempts apart: only the
+    rows of `attempt` (the one load_run kept) are returned. Older traces have no column and
+    are read whole.
+    """
+    rel = cell_file("traces", cell_id, ".csv", f"{run.path.name}: cell {cell_id}")
+    if rel.rpartition("/")[2] not in (names if names is not None else _Listings())[run.path / "traces"]:
         return None
-    path = run.path / "traces" / f"{cell_id}.csv"
+    text = read_text_in_run(run.path, rel, CELL_FILE_MAX_BYTES, f"{run.path.name}: cell {cell_id}")
+    if text is None:
+        return None
     rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for rec in csv.DictReader(f):
-            try:
-                rows.append((rec["repetition"], float(rec["t_s"]), float(rec["power_w"])))
-            except (KeyError, TypeError, ValueError):
-                continue  # a torn last line or a gap (empty power) is not plotted
+    for rec in csv.DictReader(io.StringIO(text, newline="")):
+        if attempt is not None and rec.get("attempt") not in (None, "", attempt):
+            continue  # another attempt of this cell (a resumed run)
+        try:
+            rows.append((rec["repetition"], float(rec["t_s"]), float(rec["power_w"])))
+        except (KeyError, TypeError, ValueError):
+            continue  # a torn last line or a gap (empty power) is not plotted
     return rows
 
 
@@ -398,23 +421,25 @@ def decimate(t: list[float], p: list[float], max_points: int) -> tuple[list[floa
 
 def _read_samples(run: Run, row: Row,
                   names: _Listings | None = None) -> tuple[Path | None, list[Row]] | None:
-    rel = row.get("samples_file") or f"samples/{row['cell_id']}.jsonl"
+    """A quality cell's per-item rows: the file its record names, confined to the run folder."""
+    where = f"{run.path.name}: cell {row.get('cell_id')} (samples_file)"
+    rel = row.get("samples_file") or cell_file("samples", row.get("cell_id"), ".jsonl", where)
     folder, _, name = str(rel).rpartition("/")
     if folder == "samples" and name not in (names if names is not None
                                             else _Listings())[run.path / "samples"]:
         return None
-    path = (run.path / rel).resolve()
-    if not path.exists():
+    path = resolve_in_run(run.path, rel, where)
+    text = read_text_in_run(run.path, rel, CELL_FILE_MAX_BYTES, where)
+    if text is None:
         return None
     rows: list[Row] = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue  # a torn last line of the audit file
-            if isinstance(obj, dict):
-                rows.append(obj)
+    for line in text.split("\n"):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue  # a torn last line of the audit file
+        if isinstance(obj, dict):
+            rows.append(obj)
     return path, rows
 
 
