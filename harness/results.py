@@ -116,15 +116,21 @@ def summary_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     repetitions: the spread that matters for a rate is over items."""
     out: dict[str, Any] = {}
     for name, m in metrics.items():
-        if name not in METRICS or not isinstance(m, dict):
+        cols = _STAT_COLUMNS.get(name)
+        if cols is None or not isinstance(m, dict):
             continue
         out[name] = m.get("mean")
-        for stat in STATS:
-            out[f"{name}_{stat}"] = m.get(stat)
-        lo, hi = metrics.get(f"{name}_ci95_low"), metrics.get(f"{name}_ci95_high")
+        out.update(zip(cols[0], map(m.get, STATS)))  # 10,000 cells: no name formatting per cell
+        lo, hi = metrics.get(cols[1]), metrics.get(cols[2])
         if isinstance(lo, dict) and isinstance(hi, dict):
-            out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = lo.get("mean"), hi.get("mean")
+            out[cols[1]], out[cols[2]] = lo.get("mean"), hi.get("mean")
     return out
+
+
+# registry metric -> (its "<m>_<stat>" columns in STATS order, "<m>_ci95_low", "<m>_ci95_high")
+_STAT_COLUMNS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    name: (tuple(f"{name}_{stat}" for stat in STATS), f"{name}_ci95_low", f"{name}_ci95_high")
+    for name in METRICS}
 
 
 def _frame(rows: list[dict[str, Any]], columns: Sequence[str] | None,
