@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ..errors import HarnessError
 from ..results import summary_metrics
 from ..runfiles import CELL_FILE_MAX_BYTES, RunFileError, cell_file, read_text_in_run, resolve_in_run
+from ..records import expand_repetition
 from ..store import Run, iter_run_dirs, load_run, read_outputs
 from .analysis import add_token_agreement
 from .metrics import SPECS
@@ -147,7 +148,7 @@ def load_results(paths: Sequence[str | Path]) -> ResultsTable:
     dirs = list(dict.fromkeys(Path(p).resolve() for p in iter_run_dirs(paths)))
     if not dirs:
         raise HarnessError("no run directories given")
-    runs = [load_run(d) for d in dirs]
+    runs = [load_run(d, expand=False) for d in dirs]  # results_table joins constants per cell
     runs, dup_warnings = dedupe_runs(runs)
     check_conflicts(runs)
     names = _Listings()
@@ -219,16 +220,16 @@ def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str, str | Non
     for run in runs:
         rid = str(run.manifest.get("run_id") or run.path.name)
         dkey = _device_key(run.manifest)
+        summaries, repetitions = run.summaries, run.repetitions
+        reps_by_cell = _reps_by_cell(repetitions, summaries + run.failures)
         run_info.append({"run_id": rid, "path": run.path, "manifest": run.manifest,
                          "device_key": dkey, "warnings": list(run.warnings),
-                         "repetitions": run.repetitions, "summaries": run.summaries})
+                         "repetitions": [r for reps in reps_by_cell.values() for r in reps],
+                         "summaries": summaries})
         # the store names files by absolute path; the run id is enough and stays stable
         warnings += [f"{rid}: " + w.replace(str(run.path), run.path.name) for w in run.warnings]
-        reps_by_cell: dict[str, list[Row]] = {}
-        for r in run.repetitions:
-            reps_by_cell.setdefault(r["cell_id"], []).append(r)
-        for s in run.summaries:
-            reps = sorted(reps_by_cell.get(s["cell_id"], []), key=lambda r: r.get("repetition", 0))
+        for s in summaries:
+            reps = reps_by_cell.get(s["cell_id"], [])
             cells.append(cell_row(rid, dkey, s, reps))
             if read_trace is not None:
                 raw = _confined(warnings, rid, read_trace, run, s["cell_id"], s.get("attempt"))
@@ -247,12 +248,41 @@ def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str, str | Non
         for f in run.failures:
             failures.append(_dims(rid, dkey, f) | {k: f.get(k) for k in
                             ("reason", "failure_kind", "exit_code", "stderr_tail")})
-        add_token_agreement([c for c in cells if c["run_id"] == rid], run.records,  # cross-cell
-                            lambda cell_id: _confined(warnings, rid, read_outputs, run.path,
-                                                      cell_id) or [])
+        if any(s.get("runtime") == "onnx" for s in summaries):  # else no cell has a figure
+            add_token_agreement([c for c in cells if c["run_id"] == rid], _expanded(run),
+                                lambda cell_id: _confined(warnings, rid, read_outputs, run.path,
+                                                          cell_id) or [])
     cells, superseded = _latest_per_cell(cells)
     warnings += superseded
     return ResultsTable(cells, failures, run_info, warnings, traces, quality)
+
+
+def _reps_by_cell(repetitions: list[Row], finals: list[Row]) -> dict[str, list[Row]]:
+    """A run's repetitions per cell, in repetition order; the first of each cell carries its
+    cell's dimensions and constants (records.expand_repetition).
+
+    The report reads runs lean (`load_run(expand=False)`): per-repetition facts (warnings,
+    energy validity, sample rate, phases) come from every repetition, constants from the first,
+    so 100,000 repetitions are not each copied with their cell's ~40 constants (~1 s, ~200 MB).
+    Already expanded (or schema 1) repetitions give the same rows.
+    """
+    final = {f["cell_id"]: f for f in finals}
+    by_cell: dict[str, list[Row]] = {}
+    for r in repetitions:
+        by_cell.setdefault(r["cell_id"], []).append(r)
+    for cell_id, reps in by_cell.items():
+        reps.sort(key=lambda r: r.get("repetition", 0))
+        if cell_id in final:
+            reps[0] = expand_repetition(reps[0], final[cell_id])
+    return by_cell
+
+
+def _expanded(run: Run) -> list[Row]:
+    """A run's records with every repetition expanded (token agreement pairs them on dimensions)."""
+    final = {r["cell_id"]: r for r in run.summaries + run.failures}
+    return [expand_repetition(r, final[r["cell_id"]])
+            if r.get("record_type") == "repetition" and r["cell_id"] in final else r
+            for r in run.records]
 
 
 def _confined(warnings: list[str], rid: str, read: Callable[..., Any], *args: Any) -> Any:
