@@ -600,16 +600,32 @@ def _final_records(rows: list[dict[str, Any]], warnings: list[str],
             final[r["cell_id"]] = r
     out = list(final.values())
     orphans = 0
+    bases: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r.get("record_type") != REPETITION:
             continue
         f = final.get(r["cell_id"])
         if f is not None and f.get("attempt") == r.get("attempt"):
-            out.append(expand_repetition(r, f) if expand else r)
+            out.append(_expand(r, f, bases) if expand else r)
         else:
             orphans += 1
     if orphans:
         warnings.append(f"{orphans} repetition record(s) from unfinished or superseded attempts ignored")
+    return out
+
+
+def _expand(rep: dict[str, Any], final: dict[str, Any], bases: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """records.expand_repetition, with the cell's constants gathered once per cell and copied
+    (one C-level dict copy) per repetition: ~1 s less at 100,000 repetitions."""
+    if rep.get("schema_version") == 1:
+        return rep
+    base = bases.get(final["cell_id"])
+    if base is None:
+        base = bases[final["cell_id"]] = expand_repetition({}, final)
+    out = base.copy()
+    out.update(rep)
+    if "warnings" not in rep:
+        out["warnings"] = []  # a list of its own per repetition, as expand_repetition gives
     return out
 
 
