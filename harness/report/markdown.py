@@ -22,7 +22,9 @@ def md(x: object) -> str:
         s = s.replace(ch, "\\" + ch)
     # whitespace (newlines too) becomes one space, so a name cannot start a line of its own; any
     # other control or invisible character is shown, never passed on
-    return visible_controls(" ".join(s.split()))
+    s = " ".join(s.split())
+    # printable ASCII has no control or invisible character: 18,000 cells skip the per-character scan
+    return s if s.isascii() and s.isprintable() else visible_controls(s)
 
 
 def _metric(row: dict, name: str) -> str:
