@@ -24,6 +24,7 @@ from .backends.base import Backend, RuntimeSettings
 from .errors import HarnessError
 from .faults import maybe_inject
 from .matrix import Cell
+from .devices.contention import ContentionWindow
 from .devices.threads import ThreadChoice
 from .records import Repetition, split_cell_fields
 from .workloads import WorkloadResult, kind_module
@@ -194,6 +195,7 @@ class WorkloadCtx:
 def cell_main(payload: CellPayload, conn: Any) -> None:
     """Child process entry point."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    die_with_parent()
 
     def emit(*msg: Any) -> None:
         conn.send(msg)
@@ -209,6 +211,48 @@ def cell_main(payload: CellPayload, conn: Any) -> None:
         emit("error", f"{type(e).__name__}: {e}", "crash", traceback.format_exc())
     finally:
         conn.close()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> str:
+    """Make this cell process end when the harness process does; returns how ("prctl"/"watch").
+
+    An orphan that keeps loading and decoding after its parent was SIGKILLed perturbs the next
+    (resumed) run's baseline and repetitions. Linux: the kernel sends SIGKILL when the parent
+    dies (nothing in llama.cpp can delay it). Elsewhere, or if prctl is refused, a thread checks
+    every 0.5 s whether the parent is still this process's parent.
+    """
+    import multiprocessing as mp
+    import os
+
+    parent = mp.parent_process()
+    parent_pid = parent.pid if parent is not None else os.getppid()
+    how = "watch"
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                how = "prctl"
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+    if how == "watch":
+        threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch",
+                         daemon=True).start()
+    return how
+
+
+def _watch_parent(parent_pid: int) -> None:
+    import os
+
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def run_cell(p: CellPayload, emit: Emit) -> None:
@@ -272,9 +316,11 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
         mem.reset()
         sampler = energy.Sampler(sensor, rate_hz, on_tick=mem.ride())
         sampler.start()
+        shared = ContentionWindow().start()
         t0 = time.monotonic()
         result: WorkloadResult = mod.run(backend, cell.workload.config, ctx)
         t1 = time.monotonic()
+        contention = shared.warning(f"repetition {rep}")
         trace = sampler.stop()
         mem.walk()
         roofline.prepare(result)
@@ -287,7 +333,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
             **ctx.memory_fields(mem.peak_bytes, hwm_bytes()), "window_s": t1 - t0,
             "window_start_monotonic_s": t0,
             **result.metrics, **e, **roofline.fields(result.metrics), **result.extra,
-            "warnings": setting_warnings + list(result.warnings)})
+            "warnings": setting_warnings + list(result.warnings) + ([contention] if contention else [])})
         per_cell.update(_outputs(p, rep, result, emit))
         if result.samples:
             emit("samples", [{"repetition": rep, **s} for s in result.samples])

@@ -5,14 +5,20 @@ a reason a person can act on, and the run goes on to the next cell.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
+import os
+import queue
 import signal
+import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .cell import CellPayload, cell_main, settings_fields
 from . import metrics as registry
+from . import sysfs
 from .records import CELL_MEASUREMENTS, CellFailed, CellSummary
 from .stats import is_unstable, summarize
 from .store import RunWriter
@@ -46,6 +52,8 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
     t0 = time.monotonic()
     proc.start()
     child_conn.close()
+    inbox = _Inbox(parent_conn)
+    running = _RunningMark(writer.dir, payload.cell.key.cell_id, proc.pid)
     reps: list[dict[str, Any]] = []
     state: dict[str, Any] = {}
     constants: dict[str, Any] = {}  # the cell's constants, from the child's "cell" messages
@@ -67,11 +75,10 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
                            f"emulated profile's limit of {memory_limit_bytes / 2**20:.0f} MiB",
                            "does_not_fit", "")
                 break
-        if parent_conn.poll(0.1):
-            try:
-                msg = parent_conn.recv()
-            except (EOFError, OSError):
-                break  # the child is gone; its exit code says why
+        msg = inbox.get(0.1)
+        if msg is _Inbox.CLOSED:
+            break  # the child is gone (or closed its end); its exit code says why
+        if msg is not None:
             kind = msg[0]
             if kind == "record":
                 rec = msg[1]
@@ -94,9 +101,11 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
             elif kind == "done":
                 done = True
                 break
-        elif not proc.is_alive() and not parent_conn.poll(0):
-            break
+        elif not proc.is_alive() and inbox.idle_since_s() > 2.0:
+            break  # dead, and nothing more arrived
     _reap(proc)
+    inbox.close()
+    running.clear()
     elapsed = time.monotonic() - t0
     if done and failure is None:
         summary = summarize_cell(payload, reps, state, constants)
@@ -114,6 +123,123 @@ def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
     if failure[1] == "interrupted":
         raise StopRequested()
     return CellOutcome(False, None, rec, reps, elapsed)
+
+
+class _Inbox:
+    """The child's messages, received by a thread so the parent's clock never waits in a pipe.
+
+    `Connection.recv()` blocks until a whole message has arrived: a child stopped (SIGSTOP, a
+    debugger, swapped out) midway through an 84 KB samples message held the parent in recv() long
+    past the cell's timeout. Here only the reader thread waits; the parent polls the queue with a
+    short timeout, so the timeout, the RSS limit and Ctrl-C are checked at least every 0.1 s and the
+    child is killed, which ends the reader's recv() with EOFError.
+    """
+
+    CLOSED = object()
+
+    def __init__(self, conn: Any):
+        self._conn = conn
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._last = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name="cell-inbox", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                self._queue.put(self._conn.recv())
+        except (EOFError, OSError):
+            pass
+        except Exception:  # noqa: BLE001 - a message that cannot be unpickled ends the stream too
+            pass
+        finally:
+            self._queue.put(self.CLOSED)
+
+    def get(self, timeout_s: float) -> Any:
+        """The next message, CLOSED once the stream ended, None when nothing came in timeout_s."""
+        try:
+            msg = self._queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        self._last = time.monotonic()
+        return msg
+
+    def idle_since_s(self) -> float:
+        return time.monotonic() - self._last
+
+    def close(self) -> None:
+        """After the child is reaped its end is closed, so the reader ends promptly."""
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self._conn.close()
+
+
+RUNNING_DIR = ".running"  # <run>/.running/<cell_id>.pid while a cell's process may be alive
+
+
+class _RunningMark:
+    """A pid file per running cell, so a resumed run can find an orphan of this run still alive.
+
+    Written when the child starts, removed once it is reaped; one left behind means the parent
+    died (SIGKILL, power loss). `find_orphans` checks whether that process still lives.
+    """
+
+    def __init__(self, run_dir: Path, cell_id: str, pid: int):
+        self.path = run_dir / RUNNING_DIR / f"{cell_id}.pid"
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            self.path.write_text(json.dumps({"pid": pid, "start_ticks": _start_ticks(pid),
+                                             "cell_id": cell_id}) + "\n")
+        except OSError:
+            self.path = None  # a full disk is reported by the next record write, not here
+
+    def clear(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), so a
+    reused pid is not mistaken for the orphan; None where /proc is not there."""
+    try:
+        return int(sysfs.read_text(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def find_orphans(run_dir: Path) -> list[dict[str, Any]]:
+    """Cell processes of this run still alive after their parent died (stale marks are removed).
+
+    Linux children also die with their parent (PR_SET_PDEATHSIG in harness.cell); this catches
+    the rest (another OS, a child stopped before it could set it) before a resumed run measures.
+    """
+    found = []
+    for mark in sorted((run_dir / RUNNING_DIR).glob("*.pid")):
+        try:
+            info = json.loads(mark.read_text())
+            pid = int(info["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            mark.unlink(missing_ok=True)
+            continue
+        if _alive(pid) and (info.get("start_ticks") is None
+                            or _start_ticks(pid) == info.get("start_ticks")):
+            found.append({"pid": pid, "cell_id": str(info.get("cell_id")), "mark": str(mark)})
+        else:
+            mark.unlink(missing_ok=True)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    try:  # a zombie (dead, not yet reaped by an init that does not reap) measures nothing
+        return sysfs.read_text(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _reap(proc: Any) -> None:

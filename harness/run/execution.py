@@ -21,7 +21,7 @@ from ..devices.bandwidth import host_bandwidth
 from ..devices.threads import ThreadChoice, choose_threads
 from ..errors import HarnessError
 from ..gguf import gguf_info, kv_shape
-from ..launcher import CellOutcome, StopRequested, run_cell_process
+from ..launcher import CellOutcome, StopRequested, find_orphans, run_cell_process
 from ..matrix import SPEED_KINDS, Cell, Matrix
 from ..models import cache_dir
 from ..records import CELL_FAILED, make_record
@@ -129,6 +129,7 @@ def cell_bandwidth(bandwidth: dict[str, Any] | None, n_threads: int) -> float | 
 
 def execute(ctx: RunContext, cells: list[Cell], finished: set[str], progress: Progress) -> RunResult:
     """Run every cell not yet finished, in order, until done or stopped."""
+    refuse_orphans(ctx.writer.dir)
     outcomes: list[tuple[Cell, CellOutcome | None]] = []
     interrupted = False
     history = list(load_run(ctx.writer.dir).repetitions) if finished else []
@@ -148,6 +149,17 @@ def execute(ctx: RunContext, cells: list[Cell], finished: set[str], progress: Pr
             outcomes.append((cell, outcome))
             progress.finish(cell, outcome)
     return RunResult(ctx.writer.dir, outcomes, interrupted)
+
+
+def refuse_orphans(run_dir: Path) -> None:
+    """A resumed run measures nothing while a cell process of its earlier attempt still runs."""
+    orphans = find_orphans(run_dir)
+    if orphans:
+        listed = ", ".join(f"pid {o['pid']} (cell {o['cell_id']})" for o in orphans)
+        raise HarnessError(
+            f"{run_dir}: a cell process of this run from before is still running: {listed}; it "
+            f"would perturb every measurement. Stop it (kill {' '.join(str(o['pid']) for o in orphans)}) "
+            "and resume again")
 
 
 def run_one(ctx: RunContext, cell: Cell, stop: StopFlag, progress: Progress,
