@@ -150,7 +150,7 @@ def parse_jsonl(data: bytes, path: Path | str) -> tuple[list[dict[str, Any]], li
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = _loads(line)
             if not isinstance(obj, dict):
                 raise ValueError("not an object")
         except ValueError:
@@ -159,6 +159,21 @@ def parse_jsonl(data: bytes, path: Path | str) -> tuple[list[dict[str, Any]], li
             continue
         rows.append(obj)
     return rows, warnings
+
+
+_SCAN_ONCE = json.JSONDecoder().scan_once
+
+
+def _loads(line: str) -> Any:
+    """json.loads of one line, calling the C scanner directly: json.loads adds a decoder call and
+    two whitespace matches per line (~0.3 s over 110,000 records). A line the fast path does
+    not take whole (leading or trailing whitespace, an error) goes to json.loads, which parses
+    it or raises as before."""
+    try:
+        obj, end = _SCAN_ONCE(line, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return json.loads(line)
+    return obj if end == len(line) else json.loads(line)
 
 
 # --------------------------------------------------------------------------------------------
