@@ -99,7 +99,8 @@ class Trace:
         return (t_lo + t_hi) / 2, p
 
     def to_rows(self, label: str | int) -> list[tuple[str | int, float, float]]:
-        """Rows for traces/<cell_id>.csv (`repetition,t_s,power_w`, t_s from the trace start)."""
+        """Rows for traces/<cell_id>.csv (`repetition,t_s,power_w`, t_s from the trace start; the
+        launcher prefixes the attempt column)."""
         t, p = self.power_series()
         return [(label, round(float(ti - self.start_s), 6), round(float(pi), 6))
                 for ti, pi in zip(t, p)]
