@@ -73,5 +73,7 @@ def test_report_at_scale(tmp_path):
           f"peak RSS {got['peak_rss_bytes'] / 2**20:.0f} MiB, page {page_mb:.1f} MB")
     assert f"this page: {page_mb:.1f} MB" in page
     assert 'data-page="100"' in page
+    # 5,000 dominated configurations per Pareto chart are shaded by count, and the chart says so
+    assert "shaded by count" in page
     assert got["cpu_s"] <= REPORT_CPU_S_MAX, got
     assert got["peak_rss_bytes"] <= REPORT_PEAK_RSS_BYTES_MAX, got

@@ -113,7 +113,10 @@ def pareto_svg(points: list[dict[str, Any]], x: str, y: str, min_x: bool, min_y:
 
 def _density(ax: Any, px: list[float | None], py: list[float | None]) -> None:
     """Many dominated points as hexagons shaded by how many configurations fall in each."""
-    pairs = [(vx, vy) for vx, vy in zip(px, py) if vx is not None and vy is not None]
+    pairs = [(vx, vy) for vx, vy in zip(px, py)
+             if vx is not None and vy is not None and math.isfinite(vx) and math.isfinite(vy)]
+    if not pairs:
+        return
     from matplotlib.colors import LinearSegmentedColormap
 
     shades = LinearSegmentedColormap.from_list("dominated", ["#d4d4d4", "#404040"])  # 1 stays visible
