@@ -163,12 +163,23 @@ def parse_jsonl(data: bytes, path: Path | str) -> tuple[list[dict[str, Any]], li
 
 _SCAN_ONCE = json.JSONDecoder().scan_once
 
+try:  # the [report] extra's faster parser (half the time of a 100,000-record report's parse)
+    import orjson as _orjson
+except ImportError:  # a device without [report]: the standard library, same results
+    _orjson = None
+
 
 def _loads(line: str) -> Any:
-    """json.loads of one line, calling the C scanner directly: json.loads adds a decoder call and
-    two whitespace matches per line (~0.3 s over 110,000 records). A line the fast path does
-    not take whole (leading or trailing whitespace, an error) goes to json.loads, which parses
-    it or raises as before."""
+    """json.loads of one line, as fast as the installed parsers allow: orjson when present, else
+    the C scanner called directly (json.loads adds a decoder call and two whitespace matches per
+    line: ~0.3 s over 110,000 records). A line the fast path does not take whole (NaN, which
+    orjson refuses; whitespace; an error) goes to json.loads, which parses it or raises as
+    before: the records read are the same with or without orjson."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(line)
+        except _orjson.JSONDecodeError:
+            return json.loads(line)
     try:
         obj, end = _SCAN_ONCE(line, 0)
     except (StopIteration, ValueError, RecursionError):

@@ -122,3 +122,20 @@ def test_cell_id_is_stable_and_distinguishes_dimensions():
     assert a.cell_id == CellKey("m", "Q4_K_M", "llama_cpp", "pi5", None, "chat").cell_id
     assert a.cell_id != CellKey("m", "Q8_0", "llama_cpp", "pi5", None, "chat").cell_id
     assert a.cell_id != CellKey("m", "Q4_K_M", "llama_cpp", "pi5", "MAXN", "chat").cell_id
+
+
+def test_fast_parse_reads_the_same_records_with_or_without_orjson(monkeypatch):
+    """orjson (the [report] extra) refuses NaN, which records may hold: such lines fall back to
+    json.loads; a torn line is a warning either way."""
+    import harness.store as store
+
+    data = (b'{"a": 1, "b": 0.1, "c": [1, 2], "d": null}\n{"x": NaN, "y": Infinity}\n'
+            b' {"s": "\\u00e9"} \n{"torn": ')
+    with_fast = store.parse_jsonl(data, "r.jsonl")
+    monkeypatch.setattr(store, "_orjson", None)
+    without = store.parse_jsonl(data, "r.jsonl")
+    assert repr(with_fast) == repr(without)
+    rows, warnings = without
+    assert rows[0] == {"a": 1, "b": 0.1, "c": [1, 2], "d": None} and rows[2] == {"s": "é"}
+    assert str(rows[1]["x"]) == "nan" and rows[1]["y"] == float("inf")
+    assert len(warnings) == 1 and "last line" in warnings[0]
