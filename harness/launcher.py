@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import queue
 import signal
 import threading
@@ -21,6 +20,7 @@ from . import metrics as registry
 from . import sysfs
 from .records import CELL_MEASUREMENTS, CellFailed, CellSummary
 from .stats import is_unstable, summarize
+from .processes import pid_alive
 from .store import RunWriter
 
 @dataclass
@@ -221,25 +221,12 @@ def find_orphans(run_dir: Path) -> list[dict[str, Any]]:
         except (OSError, ValueError, KeyError, TypeError):
             mark.unlink(missing_ok=True)
             continue
-        if _alive(pid) and (info.get("start_ticks") is None
+        if pid_alive(pid) and (info.get("start_ticks") is None
                             or _start_ticks(pid) == info.get("start_ticks")):
             found.append({"pid": pid, "cell_id": str(info.get("cell_id")), "mark": str(mark)})
         else:
             mark.unlink(missing_ok=True)
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    try:  # a zombie (dead, not yet reaped by an init that does not reap) measures nothing
-        return sysfs.read_text(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _reap(proc: Any) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..models import cache_dir
+from ..processes import pid_alive
 
 META_FILE = "meta.json"
 _PARTIAL = ".partial-"
@@ -118,7 +119,7 @@ def sweep_partials(cache_dir: Path) -> list[Path]:
         return removed
     for p in levels.glob(f"{_PARTIAL}*"):
         pid = _partial_pid(p.name)
-        if pid is not None and not _alive(pid):
+        if pid is not None and not pid_alive(pid):
             discard(p)
             removed.append(p)
     return removed
@@ -130,16 +131,6 @@ def _partial_pid(name: str) -> int | None:
         return int(parts[-2])
     except (IndexError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_tree(root: Path) -> None:
