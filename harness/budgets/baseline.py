@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import HarnessError
 from ..stats import mann_whitney_p, t975
 from ..store import Run
-from .cells import Cell, MetricStats, cells_of
+from .cells import CheckedCell, MetricStats, cells_of
 from .spec import METRICS, Metric
 
 # Compared when --metrics is not given (the headline figures; any budgetable metric may be named).
@@ -119,7 +119,7 @@ class RegressionCheck:
     def expected(self) -> str:
         return f"at most {self.tolerance * 100:.3g}% worse than baseline"
 
-    def evaluate(self, base: Cell, cur: Cell) -> Verdict | None:
+    def evaluate(self, base: CheckedCell, cur: CheckedCell) -> Verdict | None:
         """A verdict for two finished cells, or None when either lacks the metric."""
         b, c = base.stats(self.metric.name), cur.stats(self.metric.name)
         if b is None or c is None:
@@ -155,7 +155,7 @@ class RegressionCheck:
             lo, hi = (1 / hi if hi > 0 else float("inf")), (1 / lo if lo > 0 else float("inf"))
         return f"[{lo - 1:+.1%}, {hi - 1:+.1%}]"
 
-    def _evidence(self, b: MetricStats, c: MetricStats, cur: Cell) -> list[str]:
+    def _evidence(self, b: MetricStats, c: MetricStats, cur: CheckedCell) -> list[str]:
         notes = []
         if len(b.values) >= 2 and len(c.values) >= 2:
             notes.append(f"Mann-Whitney p={mann_whitney_p(b.values, c.values):.3g} "
@@ -164,7 +164,7 @@ class RegressionCheck:
             notes.append(cur.energy_provenance()[1])
         return notes
 
-    def _non_positive(self, cur: Cell, b: MetricStats, c: MetricStats) -> Verdict:
+    def _non_positive(self, cur: CheckedCell, b: MetricStats, c: MetricStats) -> Verdict:
         """A ratio means nothing at or below 0 (a net energy can be negative within noise)."""
         unit = self.metric.unit
         measured = f"{fmt_value(b.mean, unit)} -> {fmt_value(c.mean, unit)}"
@@ -174,7 +174,7 @@ class RegressionCheck:
                          ("a mean at or below 0 makes the ratio meaningless; set an absolute "
                           "budget for this metric instead",))
 
-    def _row(self, cell: Cell, measured: str, ci: str, status: str, breaks: bool,
+    def _row(self, cell: CheckedCell, measured: str, ci: str, status: str, breaks: bool,
              notes: tuple[str, ...], value: float | None = None, lo: float | None = None,
              hi: float | None = None) -> Verdict:
         return Verdict("baseline", self.group, cell.label, self.metric.name, self.expected,
@@ -208,5 +208,5 @@ def compare_runs(base: Run, cur: Run, tolerance: float, metrics: list[str] | Non
     return verdicts
 
 
-def _only(group: str, cell: Cell, why: str) -> Verdict:
+def _only(group: str, cell: CheckedCell, why: str) -> Verdict:
     return Verdict("baseline", group, cell.label, "*", "-", "-", "-", NO_DATA, False, (why,))

@@ -39,7 +39,7 @@ class MetricStats:
 
 
 @dataclass
-class Cell:
+class CheckedCell:
     key: CellKey
     final: dict[str, Any]
     repetitions: list[dict[str, Any]] = field(default_factory=list)
@@ -101,15 +101,15 @@ class Cell:
                        for r in self.repetitions if r.get("energy_valid") is False})
 
 
-def cells_of(run: Run) -> list[Cell]:
-    """One Cell per finished or failed cell, repetitions in order."""
+def cells_of(run: Run) -> list[CheckedCell]:
+    """One CheckedCell per finished or failed cell, repetitions in order."""
     reps: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in run.repetitions:
         reps[r["cell_id"]].append(r)
     out = []
     for final in run.summaries + run.failures:
         rows = sorted(reps.get(final["cell_id"], []), key=lambda r: r.get("repetition") or 0)
-        out.append(Cell(CellKey.from_record(final), final, rows))
+        out.append(CheckedCell(CellKey.from_record(final), final, rows))
     return sorted(out, key=lambda c: c.label)
 
 

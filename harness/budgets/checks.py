@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..store import Run
-from .cells import Cell, MetricStats, cells_of
+from .cells import CheckedCell, MetricStats, cells_of
 from .spec import Budget, Limit
 from .verdict import FAIL, INCONCLUSIVE, NO_DATA, PASS, Verdict, fmt_interval, fmt_value
 
@@ -44,7 +44,7 @@ class LimitCheck:
     def expected(self) -> str:
         return f"{self.limit.relation} {fmt_value(self.limit.value, self.limit.metric.unit)}"
 
-    def evaluate(self, cell: Cell) -> Verdict | None:
+    def evaluate(self, cell: CheckedCell) -> Verdict | None:
         """A verdict for this cell, or None when the cell does not record the metric."""
         if cell.failed:
             return self._row(cell, "-", "-", FAIL, True, (cell.failure_reason(),))
@@ -63,7 +63,7 @@ class LimitCheck:
         return self._row(cell, fmt_value(s.mean, unit), fmt_interval(s.ci95_low, s.ci95_high, unit),
                          status, breaks, tuple(notes), s)
 
-    def _provenance(self, cell: Cell, status: str, breaks: bool,
+    def _provenance(self, cell: CheckedCell, status: str, breaks: bool,
                     notes: list[str]) -> tuple[str, bool]:
         method, text = cell.energy_provenance()
         notes.append(text)
@@ -75,14 +75,14 @@ class LimitCheck:
             return FAIL, True
         return status, breaks
 
-    def _row(self, cell: Cell, measured: str, ci: str, status: str, breaks: bool,
+    def _row(self, cell: CheckedCell, measured: str, ci: str, status: str, breaks: bool,
              notes: tuple[str, ...], s: MetricStats | None = None) -> Verdict:
         return Verdict("budget", self.budget.name, cell.label, self.limit.metric.name,
                        self.expected, measured, ci, status, breaks, notes, s.mean if s else None,
                        s.ci95_low if s else None, s.ci95_high if s else None)
 
 
-def _conditions(cell: Cell) -> list[str]:
+def _conditions(cell: CheckedCell) -> list[str]:
     notes = []
     if cell.final.get("emulated"):
         notes.append("emulated device profile")

@@ -111,7 +111,7 @@ class DeviceKey:
 
 
 @dataclass
-class Trace:
+class PlotTrace:
     """Downsampled power samples of one cell, as consecutive segments with their phases."""
 
     segments: list[dict[str, Any]]  # {label, t_s: [...], power_w: [...], phases: {name: [a, b]}}
@@ -133,7 +133,7 @@ class ResultsTable:
     failures: list[Row]
     runs: list[dict[str, Any]]  # per run: run_id, path, manifest, warnings
     warnings: list[str]
-    traces: dict[tuple[str, str], Trace] = field(default_factory=dict)  # (run_id, cell_id)
+    traces: dict[tuple[str, str], PlotTrace] = field(default_factory=dict)  # (run_id, cell_id)
     quality: dict[tuple[str, str], QualityDetail] = field(default_factory=dict)
     # configurations(self), computed once: the page, the Markdown and the CSV all need them
     configs: list[Row] | None = field(default=None, repr=False, compare=False)
@@ -214,7 +214,7 @@ def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str, str | Non
     failures: list[Row] = []
     run_info: list[dict[str, Any]] = []
     warnings: list[str] = []
-    traces: dict[tuple[str, str], Trace] = {}
+    traces: dict[tuple[str, str], PlotTrace] = {}
     quality: dict[tuple[str, str], QualityDetail] = {}
     runs = sorted(runs, key=lambda r: (str(r.manifest.get("created_utc") or ""), str(r.path)))
     for run in runs:
@@ -405,7 +405,7 @@ def _read_trace(run: Run, cell_id: str, attempt: str | None = None,
     return rows
 
 
-def build_trace(rows: list[tuple[str, float, float]], reps: list[Row]) -> Trace:
+def build_trace(rows: list[tuple[str, float, float]], reps: list[Row]) -> PlotTrace:
     """Group samples into windows (load, baseline, 0, 1, ...) with their phases, then decimate."""
     order: list[str] = []
     by_label: dict[str, tuple[list[float], list[float]]] = {}
@@ -426,7 +426,7 @@ def build_trace(rows: list[tuple[str, float, float]], reps: list[Row]) -> Trace:
             ph = {k: v for k, v in phases.get(label, {}).items()
                   if isinstance(v, (list, tuple)) and len(v) == 2}
         segments.append({"label": label, "t_s": t, "power_w": p, "phases": ph})
-    return Trace(segments, n_raw=len(rows))
+    return PlotTrace(segments, n_raw=len(rows))
 
 
 def decimate(t: list[float], p: list[float], max_points: int) -> tuple[list[float], list[float]]:
@@ -841,14 +841,11 @@ def paired_tests(table: ResultsTable, reference_level: str | None = None) -> lis
 
     The reference is `reference_level` when given and present, else the highest-precision level
     of the group that was not requantized from a lower-bit source (a Q8_0 made from a Q4_K_M
-    file is no better reference than the Q4_K_M it came from). The test is the quality room's `compare_labels` (McNemar's exact test on
-    per-item correctness, paired by item id, with a bootstrap interval of the accuracy
-    difference). Without `harness.workloads.quality.compare` installed there are no paired tests.
+    file is no better reference than the Q4_K_M it came from). The test is the quality room's
+    `compare_labels` (McNemar's exact test on per-item correctness, paired by item id, with a
+    bootstrap interval of the accuracy difference).
     """
-    try:
-        from ..workloads.quality.compare import compare_labels
-    except ImportError:
-        return []
+    from ..workloads.quality.compare import compare_labels
     groups: dict[tuple, list[Row]] = {}
     for c in table.cells:
         # McNemar needs per-item labels: closed_book and halueval have them. Fidelity is itself a

@@ -88,12 +88,12 @@ def _plain(o: Any) -> Any:
 def runtime_info(matrix: Matrix) -> dict[str, Any]:
     """Versions and build facts of each runtime the matrix's levels use."""
     out: dict[str, Any] = {}
-    try:
+    try:  # a base dependency: missing means a broken install, recorded rather than hidden
         from ..backends.llama_cpp import runtime_info as llama_info
 
         out["llama_cpp"] = llama_info()
-    except ImportError:
-        pass
+    except ImportError as e:
+        out["llama_cpp"] = {"error": f"not importable ({e.name}): pip install llama-cpp-python"}
     if any(runtime_of(lv) == "onnx" for lv in matrix.levels):
         try:
             from ..backends.onnx_genai import runtime_info as onnx_info
