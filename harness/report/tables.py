@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import HarnessError
-from ..results import summary_metrics
+from ..results import pandas_module, summary_metrics
 from ..runfiles import CELL_FILE_MAX_BYTES, RunFileError, cell_file, read_text_in_run, resolve_in_run
 from ..records import expand_repetition
 from ..store import Run, iter_run_dirs, load_run, read_outputs
@@ -351,17 +351,40 @@ def _mean(values: Iterable[Any]) -> float | None:
 
 
 def _latest_per_cell(cells: list[Row]) -> tuple[list[Row], list[str]]:
-    """The same cell on the same device in two runs: the later run wins, and the page says so."""
-    latest: dict[tuple, Row] = {}
+    """The same cell on the same device in two runs: the later run wins, and the page says so.
+
+    Grouped as a pandas frame of the cell rows (one group per configuration and workload, in
+    order of first appearance); runs are in creation order, so a group's last row is the latest.
+    """
+    if not cells:
+        return [], []
+    pd = pandas_module()
+    position = pd.Series(range(len(cells)))
+    by_cell = position.groupby(_group_codes(pd, cells, with_workload=True))
+    previous = by_cell.shift(1)  # the row each later run's row supersedes
     warnings = []
-    for c in cells:  # runs are in creation order
-        k = _config_key(c) + (c["workload"],)
-        if k in latest:
-            warnings.append(f"{c['model']} {c['level']} / {c['workload']}{cell_settings_text(c)} on "
-                            f"{c['device_key'].label()} is in runs {latest[k]['run_id']} and "
-                            f"{c['run_id']}; the later run ({c['run_id']}) is shown")
-        latest[k] = c
-    return list(latest.values()), warnings
+    for i, prev in zip(position[previous.notna()], previous[previous.notna()].astype(int)):
+        c = cells[i]
+        warnings.append(f"{c['model']} {c['level']} / {c['workload']}{cell_settings_text(c)} on "
+                        f"{c['device_key'].label()} is in runs {cells[prev]['run_id']} and "
+                        f"{c['run_id']}; the later run ({c['run_id']}) is shown")
+    return [cells[i] for i in by_cell.last()], warnings
+
+
+def _group_codes(pd: Any, rows: list[Row], with_workload: bool) -> Any:
+    """One integer per row naming its configuration (and workload): equal keys, equal codes,
+    numbered in order of first appearance (`_config_key` as frame columns)."""
+    return _codes(pd, rows, _KEY_COLUMNS + (("workload",) if with_workload else ()), swept=True)
+
+
+def _codes(pd: Any, rows: list[Row], keys: Sequence[str], swept: bool = False) -> Any:
+    """Group numbers of `rows` by the values of `keys` (and the swept settings), in order of
+    first appearance; None is a value like any other."""
+    columns = {k: [r.get(k) for r in rows] for k in keys}
+    if swept:
+        columns["swept"] = [repr(_swept_key(r)) if r.get("swept_settings") else "" for r in rows]
+    frame = pd.DataFrame(columns, dtype=object)
+    return frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,13 +562,19 @@ def settings_key(c: Row) -> tuple:
     Both count: a matrix asking for 4 threads on a 2-core host runs 2 (capped, with a warning),
     and that cell must not merge with the one that asked for 2.
     """
+    return tuple(c.get(k) for k in SETTING_FIELDS) + (_swept_key(c),)
+
+
+def _swept_key(c: Row) -> tuple:
     swept = c.get("swept_settings") or {}
-    return tuple(c.get(k) for k in SETTING_FIELDS) + (
-        tuple(sorted((str(k), json.dumps(v, sort_keys=True)) for k, v in swept.items())),)
+    return tuple(sorted((str(k), json.dumps(v, sort_keys=True)) for k, v in swept.items()))
 
 
 def _config_key(c: Row) -> tuple:
     return (c["device_key"], c["model"], c["level"], c["runtime"], c["power_mode"]) + settings_key(c)
+
+
+_KEY_COLUMNS = ("device_key", "model", "level", "runtime", "power_mode") + SETTING_FIELDS
 
 
 def threads_text(c: Row) -> str:
@@ -616,20 +645,62 @@ def configurations(table: ResultsTable) -> list[Row]:
 
 
 def _configurations(table: ResultsTable) -> list[Row]:
-    groups: dict[tuple, list[Row]] = {}
-    for c in table.cells:
-        groups.setdefault(_config_key(c), []).append(c)
+    """Grouped as a pandas frame of the cell rows: members of a configuration by workload name,
+    quality sources joined per configuration, rows sorted on frame columns."""
+    cells = table.cells
+    if not cells:
+        return []
+    pd = pandas_module()
+    frame = pd.DataFrame({"config": _group_codes(pd, cells, with_workload=False),
+                          "workload": [str(c["workload"]) for c in cells],
+                          "speed": [c.get("workload_kind") in SPEED_KINDS for c in cells]})
+    frame = frame.sort_values(["config", "workload"], kind="stable")
+    sources = _quality_sources(pd, frame, cells).to_dict("index")
     out = []
-    for cells in groups.values():
-        cells = sorted(cells, key=lambda c: str(c["workload"]))
-        speeds = [c for c in cells if c.get("workload_kind") in SPEED_KINDS]
-        out += [_config_row(cells, speed) for speed in speeds or [None]]
-    out.sort(key=_config_order)
+    positions = frame.index.to_numpy()
+    for config, members in frame.groupby("config").indices.items():  # in order of appearance
+        rows = [cells[i] for i in positions[members].tolist()]
+        speeds = [c for c in rows if c.get("workload_kind") in SPEED_KINDS]
+        quality = {f: cells[int(i)] if i == i else None for f, i in sources[config].items()}
+        out += [_config_row(rows, speed, quality) for speed in speeds or [None]]
+    out = _sorted_configs(pd, out)
     _mark_variants(out)
     return out
 
 
-def _config_row(cells: list[Row], speed: Row | None) -> Row:
+def _quality_sources(pd: Any, frame: Any, cells: list[Row]) -> Any:
+    """Per configuration (index) and quality metric (column): the position of the quality cell
+    that gives the metric (the first workload, by name, that has it), NaN where none does."""
+    quality = frame[~frame["speed"]]
+    found = {}
+    for f in QUALITY_FIELDS:
+        has = quality[pd.Series([cells[i].get(f) is not None for i in quality.index],
+                                index=quality.index, dtype=bool)]
+        first = has.drop_duplicates("config")
+        found[f] = pd.Series(first.index, index=first["config"].to_numpy(), dtype="float64")
+    return pd.DataFrame(found, index=pd.Index(frame["config"].unique()), columns=QUALITY_FIELDS)
+
+
+def _sorted_configs(pd: Any, rows: list[Row]) -> list[Row]:
+    """`rows` sorted (stably: ties keep their order) by device, host, model, level (higher
+    precision first), runtime, power mode, speed workload and test, then the settings (unknown
+    first) and the swept settings."""
+    columns: dict[str, list[Any]] = {
+        "device": [r["device"] for r in rows], "host": [r["host"] for r in rows],
+        "model": [str(r["model"]) for r in rows],
+        "precision": [_level_order(r)[0] for r in rows], "level": [str(r["level"]) for r in rows],
+        **{k: [str(r.get(k)) for r in rows]
+           for k in ("runtime", "power_mode", "speed_workload", "llama_bench_test")}}
+    for k in SETTING_FIELDS:
+        values = [r.get(k) for r in rows]
+        columns[k + "_known"] = [v is not None for v in values]
+        columns[k] = [v if isinstance(v, (int, float)) else 0 for v in values]
+    columns["swept"] = [str(sorted((r.get("swept_settings") or {}).items())) for r in rows]
+    order = pd.DataFrame(columns).sort_values(list(columns), kind="stable").index
+    return [rows[i] for i in order]
+
+
+def _config_row(cells: list[Row], speed: Row | None, quality_source: dict[str, Row | None]) -> Row:
     src = speed or cells[0]
     row: Row = {k: src.get(k) for k in _ROW_FIELDS}
     row["run_ids"] = sorted({c["run_id"] for c in cells})
@@ -651,19 +722,11 @@ def _config_row(cells: list[Row], speed: Row | None) -> Row:
         _copy_metric(row, speed, f)
     row["quality_workload"] = None
     for f in QUALITY_FIELDS:
-        q = next((c for c in quality if c.get(f) is not None), None)
+        q = quality_source[f]
         _copy_metric(row, q, f)
         if q is not None and f == "hallucination_rate":
             row["quality_workload"] = q["workload"]
     return row
-
-
-def _config_order(r: Row) -> tuple:
-    settings = tuple((v is not None, v if isinstance(v, (int, float)) else 0)
-                     for v in (r.get(k) for k in SETTING_FIELDS))
-    return (r["device"], r["host"], str(r["model"]), _level_order(r), str(r["runtime"]),
-            str(r["power_mode"]), str(r["speed_workload"]), str(r.get("llama_bench_test")),
-            settings, str(sorted((r.get("swept_settings") or {}).items())))
 
 
 def _mark_variants(configs: list[Row]) -> None:
@@ -700,6 +763,10 @@ def _level_order(r: Row) -> tuple:
     return (-(bpw if isinstance(bpw, (int, float)) else -1), str(r["level"]))
 
 
+_SERIES_COLUMNS = ("device_key", "model", "level", "runtime", "power_mode", "speed_workload",
+                   "n_batch", "n_ctx")  # a threads sweep: everything but the threads
+
+
 def threads_sweeps(configs: list[Row]) -> list[Row]:
     """Per device, each configuration run at two or more thread counts: its points (decode tok/s,
     J/token by thread count), the fastest point and the one with the least energy per token.
@@ -707,18 +774,20 @@ def threads_sweeps(configs: list[Row]) -> list[Row]:
     Energy per token is often lowest below the fastest thread count (the last threads add power
     faster than speed); this is what shows it.
     """
-    series: dict[tuple, list[Row]] = {}
-    for c in configs:
-        if c.get("n_threads") is None or c.get("decode_tokens_per_s") is None:
-            continue
-        k = (c["device_key"], c["model"], c["level"], c["runtime"], c["power_mode"],
-             c["speed_workload"], c.get("n_batch"), c.get("n_ctx"))
-        series.setdefault(k, []).append(c)
+    points = [c for c in configs
+              if c.get("n_threads") is not None and c.get("decode_tokens_per_s") is not None]
+    if not points:
+        return []
+    pd = pandas_module()
+    frame = pd.DataFrame({"series": _codes(pd, points, _SERIES_COLUMNS),
+                          "n_threads": pd.Series([p["n_threads"] for p in points], dtype=object)})
+    n_counts = frame.groupby("series")["n_threads"].nunique()
     out = []
-    for k, pts in series.items():
-        if len({p["n_threads"] for p in pts}) < 2:
+    for series, members in frame.groupby("series").indices.items():  # in order of appearance
+        if n_counts[series] < 2:
             continue
-        pts = sorted(pts, key=lambda p: (p["n_threads"], str(p.get("swept_settings"))))
+        pts = sorted((points[i] for i in members.tolist()),
+                     key=lambda p: (p["n_threads"], str(p.get("swept_settings"))))
         with_energy = [p for p in pts if p.get("energy_per_decode_token_j") is not None]
         first = pts[0]
         label = config_label(first, with_variant=False) + " · " + workload_text(first)
@@ -726,7 +795,7 @@ def threads_sweeps(configs: list[Row]) -> list[Row]:
             label += f" · batch {first['n_batch']}"
         if first.get("n_ctx") is not None and "n_ctx" in (first.get("swept_settings") or {}):
             label += f" · ctx {first['n_ctx']}"
-        out.append({"device_key": k[0], "label": label, "points": pts,
+        out.append({"device_key": first["device_key"], "label": label, "points": pts,
                     "emulated": any(p.get("emulated") for p in pts),
                     "fastest": max(pts, key=lambda p: p["decode_tokens_per_s"]),
                     "least_energy": min(with_energy, key=lambda p: p["energy_per_decode_token_j"])

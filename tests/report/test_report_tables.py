@@ -200,3 +200,39 @@ def test_repeated_quality_workload_pairs_one_answer_per_item():
     again = tables.quality_detail(None, rows[:2] + [{"id": "b", "label": "correct", "repetition": 0}])
     assert again.duplicates_dropped == 1
     assert again.pair_rows[-1] == {"id": "b", "label": "correct"}
+
+
+def _cell(run_id: str, workload: str = "gen", **kw) -> dict:
+    dkey = tables.DeviceKey("pi5", "pi")
+    row = {"run_id": run_id, "cell_id": f"{run_id}-{workload}", "device_key": dkey,
+           "device": "pi5", "host": "pi", "model": "m", "level": "Q4_K_M", "runtime": "llama_cpp",
+           "power_mode": None, "workload": workload, "workload_kind": "generation",
+           "n_threads": 4, "n_threads_batch": None, "n_batch": None, "n_ctx": None,
+           "swept_settings": {}}
+    return row | kw
+
+
+def test_latest_per_cell_groups_equal_keys_and_names_each_superseded_run():
+    """The frame grouping: None is a key like any other, 4 and 4.0 threads are one setting,
+    another swept setting is another cell; rows keep their first place, the last run wins."""
+    cells = [_cell("run-1"), _cell("run-1", "other"), _cell("run-2", n_threads=4.0),
+             _cell("run-3"), _cell("run-3", swept_settings={"n_threads": 8})]
+    latest, warnings = tables._latest_per_cell(cells)
+    assert [(c["run_id"], c["workload"], c["swept_settings"]) for c in latest] == [
+        ("run-3", "gen", {}), ("run-1", "other", {}), ("run-3", "gen", {"n_threads": 8})]
+    assert [w.split(" is in runs ")[1] for w in warnings] == [
+        "run-1 and run-2; the later run (run-2) is shown",
+        "run-2 and run-3; the later run (run-3) is shown"]
+    assert tables._latest_per_cell([]) == ([], [])
+
+
+def test_configuration_rows_per_speed_workload_with_the_first_quality_by_name():
+    cells = [_cell("r", "zz_quality", workload_kind="closed_book", hallucination_rate=0.3),
+             _cell("r", "b_gen", decode_tokens_per_s=2.0),
+             _cell("r", "a_quality", workload_kind="halueval", hallucination_rate=0.1),
+             _cell("r", "a_gen", decode_tokens_per_s=1.0)]
+    rows = tables.configurations(tables.ResultsTable(cells, [], [], []))
+    assert [(r["speed_workload"], r["decode_tokens_per_s"], r["quality_workload"],
+             r["hallucination_rate"]) for r in rows] == [
+        ("a_gen", 1.0, "a_quality", 0.1), ("b_gen", 2.0, "a_quality", 0.1)]
+    assert tables.configurations(tables.ResultsTable([], [], [], [])) == []
