@@ -1,6 +1,7 @@
 """The fidelity reference's memory is measured once and not charged to the level (harness.cell)."""
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,11 +21,14 @@ class HeavyReference(FakeBackend):
 
     def load(self, model: Path, settings: RuntimeSettings) -> None:
         assert settings.need_logits, "the reference must be loaded for logits"
-        self.weights = bytearray(b"\x01") * REFERENCE_BYTES  # written: resident, not lazily mapped
+        # fresh anonymous pages, written: resident, never memory the test process freed earlier
+        # (a bytearray could reuse the allocator's free memory and leave RSS unchanged)
+        self.weights = mmap.mmap(-1, REFERENCE_BYTES)
+        self.weights.write(b"\x01" * REFERENCE_BYTES)
 
     def unload(self) -> None:
         self.unloaded = True
-        self.weights = bytearray()
+        self.weights.close()
 
 
 @pytest.fixture
