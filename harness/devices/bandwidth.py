@@ -20,9 +20,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+
 import numpy as np
 
 from .. import sysfs
+from .contention import ContentionWindow
 
 METHOD = "numpy-max-reduce-u8"
 CACHE_SUBDIR = "bandwidth"
@@ -184,7 +186,9 @@ def host_bandwidth(cache_dir: Path, threads: int, refresh: bool = False,
     """This host's single- and `threads`-thread read bandwidth, from the cache when a valid entry
     for this host and thread count exists, else measured (a few seconds) and cached.
 
-    A missing, corrupt, incomplete or other-host file is re-measured, never trusted. The result
+    A missing, corrupt, incomplete or other-host file is re-measured, never trusted. A probe
+    during which other processes used the cores (harness.devices.contention) is used for this run
+    with its `contention_warning`, never cached: it would understate the bandwidth for good. The result
     carries `cached` (True when read from the cache), `cache_file`, and `cache_error` (why the
     new figure could not be saved, else None: an unwritable cache costs a re-probe next run, not
     this run's figure).
@@ -196,9 +200,15 @@ def host_bandwidth(cache_dir: Path, threads: int, refresh: bool = False,
     result = None if refresh else _read_cache(path, fingerprint, threads)
     cached, error = result is not None, None
     if result is None:
+        window = ContentionWindow().start()
         result = _measure_host(threads, duration_s, buffer_bytes, fingerprint)
-        try:
-            _write_atomic(path, result)
-        except OSError as e:
-            error = f"{path}: {e}"
+        shared = window.warning("the memory bandwidth probe")
+        if shared:  # a figure measured beside another job would stay wrong for every later run
+            result = {**result, "contention_warning": shared}
+            error = f"not cached: {shared}"
+        else:
+            try:
+                _write_atomic(path, result)
+            except OSError as e:
+                error = f"{path}: {e}"
     return {**result, "cached": cached, "cache_file": str(path), "cache_error": error}

@@ -18,6 +18,13 @@ HOST = {"cpu_model": "Test CPU 9000", "cpu_vendor": "TestVendor", "cores_logical
         "os": "Linux"}
 
 
+@pytest.fixture(autouse=True)
+def quiet_machine(monkeypatch):
+    """The cache logic under test, not this machine's load: the contention check says quiet
+    unless a test scripts it (test_a_probe_beside_another_job_is_used_but_not_cached)."""
+    monkeypatch.setattr(bandwidth.ContentionWindow, "warning", lambda self, what: None)
+
+
 @pytest.fixture
 def probe_calls(monkeypatch):
     """Counts the probe's passes-loops, so a test can tell a cache hit from a measurement."""
@@ -265,3 +272,17 @@ def test_bad_datasheet_figure_names_the_key(tmp_path, extra, key, words):
     with pytest.raises(ConfigError) as e:
         devices.load_profile_file(_board(tmp_path, extra + "\n"))
     assert key in str(e.value) and words in str(e.value)
+
+
+def test_a_probe_beside_another_job_is_used_but_not_cached(tmp_path, monkeypatch, probe_calls):
+    # measured under load (here 10 GB/s on two threads against 22 quiet), a cached figure would
+    # understate the bound for every later run and put decode above 100% of it
+    shared = "shared cores: other processes used 0.90 core(s) on average during the probe"
+    monkeypatch.setattr(bandwidth.ContentionWindow, "warning", lambda self, what: shared)
+    r = _probe(tmp_path)
+    assert r["contention_warning"] == shared and r["cache_error"].startswith("not cached")
+    assert not Path(r["cache_file"]).exists()
+    monkeypatch.setattr(bandwidth.ContentionWindow, "warning", lambda self, what: None)
+    n = len(probe_calls)
+    r2 = _probe(tmp_path)  # the next run measures again, and this time keeps it
+    assert len(probe_calls) > n and "contention_warning" not in r2 and Path(r2["cache_file"]).exists()
