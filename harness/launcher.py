@@ -39,13 +39,8 @@ class StopRequested(Exception):
 def run_cell_process(payload: CellPayload, writer: RunWriter, timeout_s: float,
                      memory_limit_bytes: int | None = None,
                      should_stop: Callable[[], bool] = lambda: False,
-                     log: Callable[[str], None] = lambda s: None,
-                     history: list[dict[str, Any]] | None = None) -> CellOutcome:
-    """Run one cell in a spawned child, stream its records to the run directory.
-
-    `history` is not read (cross-cell figures are computed by harness.report.analysis); it stays
-    until the runner stops passing it.
-    """
+                     log: Callable[[str], None] = lambda s: None) -> CellOutcome:
+    """Run one cell in a spawned child, stream its records to the run directory."""
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=cell_main, args=(payload, child_conn), daemon=True)

@@ -95,7 +95,7 @@ def _figures(trace: Trace, window: tuple[float, float], phases: dict[str, tuple[
         "energy_decode_j": decode,
         "energy_per_prefill_token_j": _per(prefill, tokens_in),
         "energy_per_decode_token_j": _per(decode, n_decode),
-        "tokens_per_j": tokens_out / gross if gross > 0 else None,
+        "tokens_per_j": tokens_out / gross if gross > 0 and tokens_out > 0 else None,  # none for pp
         "co2e_g": net / J_PER_KWH * carbon_g_per_kwh if net is not None else None,
     }
 

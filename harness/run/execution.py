@@ -25,7 +25,7 @@ from ..launcher import CellOutcome, StopRequested, find_orphans, run_cell_proces
 from ..matrix import SPEED_KINDS, Cell, Matrix
 from ..models import cache_dir
 from ..records import CELL_FAILED, make_record
-from ..store import RunWriter, load_run
+from ..store import RunWriter
 from .artifacts import PreparedLevel
 from .manifest import host_info
 from .planning import DeviceChoice, Progress
@@ -132,7 +132,6 @@ def execute(ctx: RunContext, cells: list[Cell], finished: set[str], progress: Pr
     refuse_orphans(ctx.writer.dir)
     outcomes: list[tuple[Cell, CellOutcome | None]] = []
     interrupted = False
-    history = list(load_run(ctx.writer.dir).repetitions) if finished else []
     with StopFlag(progress.say) as stop:
         for cell in cells:
             if cell.key.cell_id in finished:
@@ -142,7 +141,7 @@ def execute(ctx: RunContext, cells: list[Cell], finished: set[str], progress: Pr
                 interrupted = True
                 break
             progress.start(cell)
-            outcome = run_one(ctx, cell, stop, progress, history)
+            outcome = run_one(ctx, cell, stop, progress)
             if outcome is None:
                 interrupted = True
                 break
@@ -162,8 +161,7 @@ def refuse_orphans(run_dir: Path) -> None:
             "and resume again")
 
 
-def run_one(ctx: RunContext, cell: Cell, stop: StopFlag, progress: Progress,
-            history: list[dict[str, Any]]) -> CellOutcome | None:
+def run_one(ctx: RunContext, cell: Cell, stop: StopFlag, progress: Progress) -> CellOutcome | None:
     """One cell: a failure record if it cannot start, else its own process. None: stopped."""
     device = ctx.device
     prepared = ctx.prepared[(cell.model.name, cell.level.name)]
@@ -188,8 +186,7 @@ def run_one(ctx: RunContext, cell: Cell, stop: StopFlag, progress: Progress,
     limit = devices.memory_limit_bytes(device.profile) if device.emulated else None
     try:
         return run_cell_process(payload, ctx.writer, cell.workload.timeout_s, limit,
-                                should_stop=lambda: stop.requested, log=progress.say,
-                                history=history)
+                                should_stop=lambda: stop.requested, log=progress.say)
     except StopRequested:
         return None
 

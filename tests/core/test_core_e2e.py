@@ -131,6 +131,7 @@ def test_threads_sweep_and_llama_bench_tests_make_one_cell_per_setting(tmp_path,
     pp, tg = by[("pp32", 1)], by[("tg8", 1)]
     assert pp["llama_bench_test"] == "pp32" and pp["tokens_in"] == 32 and pp["tokens_out"] == 0
     assert pp["prefill_tokens_per_s"] == pytest.approx(32 / pp["e2e_latency_s"])
+    assert pp["tokens_per_j"] is None  # pp generates nothing: no "0 tokens per joule"
     assert tg["decode_tokens_per_s"] == pytest.approx(8 / tg["e2e_latency_s"])
     # every decode of tg is a decode: J/token over all 8, not 7
     assert tg["energy_per_decode_token_j"] == pytest.approx(tg["energy_decode_j"] / 8)
