@@ -53,10 +53,12 @@ def test_measure_returns_plausible_positive_rates():
     assert r["probe_s"] > 0
 
 
-def test_multi_thread_is_not_far_below_single_thread(tmp_path):
+def test_both_thread_counts_are_measured(tmp_path, probe_calls):
+    # no ratio between the two figures is asserted: on a shared CI core the multi-thread pass can
+    # fall well below the single-thread one (CI saw 9.2 against 18.9 GB/s); timings are not tests
     r = _probe(tmp_path)
-    assert r["single_thread_bytes_per_s"] > 1e7
-    assert r["multi_thread_bytes_per_s"] >= 0.5 * r["single_thread_bytes_per_s"]
+    assert probe_calls == [1, 2]
+    assert r["single_thread_bytes_per_s"] > 1e7 and r["multi_thread_bytes_per_s"] > 1e7
     assert r["passes_single"] >= bandwidth.MIN_PASSES and r["passes_multi"] >= bandwidth.MIN_PASSES
 
 
