@@ -18,7 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--emulate", metavar="PROFILE", help="run here with PROFILE's threads and memory "
                    "limit enforced; every record is marked emulated")
     p.add_argument("--output-dir", help="where run directories go (overrides the matrix)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines (CI logs)")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
 
 

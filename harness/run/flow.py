@@ -6,6 +6,7 @@ its own module of this package (planning, artifacts, manifest, execution).
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -16,12 +17,14 @@ from .. import devices
 from ..energy import carbon_intensity
 from ..errors import HarnessError, write_error
 from ..matrix import Matrix, load_matrix, parse_matrix
+from ..schema import load_yaml
 from ..store import RunLock, RunWriter
 from .artifacts import prepare_artifacts
 from .execution import RunContext, RunResult, execute, probe_bandwidth
 from .manifest import build_manifest, energy_manifest, new_run_id
-from .planning import (DeviceChoice, Progress, check_named_sensor, choose_device, open_for_resume,
-                       print_dry_run, reference_cells, select_cells)
+from .planning import (DeviceChoice, Progress, estimate_s, load_calibration, open_for_resume,
+                       print_dry_run, record_calibration, reference_cells)
+from .preflight import Request, preflight
 
 DEFAULT_MATRIX = "benchmarks/matrix.yaml"
 
@@ -39,20 +42,36 @@ class RunOptions:
     quiet: bool = False
     no_report: bool = False
     argv: list[str] = field(default_factory=list)
+    # A fleet device's part of a run (harness.fleet.device): only these cells, into this run id,
+    # with the controller's facts in the manifest and its own progress reporter.
+    cell_ids: frozenset[str] | None = None
+    run_id: str | None = None
+    manifest_extra: dict[str, Any] = field(default_factory=dict)
+    progress: Any = None  # Callable[[list[Cell], bool], Progress]; default Progress
 
 
 def run_matrix(options: RunOptions) -> int:
-    """Run (or resume, or list) a matrix; 0 all cells ok, 1 some failed, 130 interrupted."""
+    """Run (or resume, or list) a matrix; 0 all cells ok, 1 some failed, 130 interrupted.
+
+    Every check runs before the run folder exists (harness.run.preflight, the same for the dry
+    run): a bad input is refused with all its problems listed and nothing written.
+    """
     manifest, finished, matrix = _load(options)
-    device = choose_device(matrix, manifest, emulate=options.emulate, device=options.device)
-    cells = select_cells(matrix, device)
-    if options.dry_run:
-        print_dry_run(matrix, cells, device)
+    run_dir = Path(options.resume) if options.resume else None
+    out = Path(options.output_dir) if options.output_dir else None
+    pre = preflight(matrix, Request(options.emulate, options.device, out, run_dir), manifest, finished)
+    if not pre.todo:
+        print(f"run {run_dir} is complete: all {len(pre.cells)} cells finished, nothing is left to "
+              f"run. See its report ({run_dir}/report.html) or rebuild it with "
+              f"`python -m harness report {run_dir}`")
         return 0
-    check_named_sensor(matrix)
+    if options.dry_run:
+        print_dry_run(matrix, pre, run_dir)
+        return 0
+    device, cells, todo = pre.device, pre.cells, pre.todo
     carbon = carbon_intensity(matrix.energy)
-    progress = Progress(cells, options.quiet)
-    todo = [c for c in cells if c.key.cell_id not in finished]
+    seconds, unknown = estimate_s(todo, load_calibration(device))
+    progress = Progress(cells, options.quiet, calibrated_s=None if unknown else seconds)
     prepared = prepare_artifacts(todo + reference_cells(todo, cells), progress.say)
     writer, run_id = _writer(options, matrix, device, manifest)
     with _NewRunFolder(writer.dir, new=manifest is None) as folder, RunLock(writer.dir):
@@ -69,6 +88,9 @@ def run_matrix(options: RunOptions) -> int:
                      + (f"; {len(finished)} already finished" if finished else ""))
         ctx = RunContext(matrix, device, writer, run_id, carbon, prepared, bandwidth)
         result = execute(ctx, cells, finished, progress)
+    warning = record_calibration(device, result.outcomes)
+    if warning:
+        progress.say(f"warning: {warning}")
     return _finish(result, finished, options, progress)
 
 
@@ -109,9 +131,55 @@ def _load(options: RunOptions) -> tuple[dict[str, Any] | None, set[str], Matrix]
     profiles = devices.load_profiles()
     if options.resume:
         manifest, finished = open_for_resume(Path(options.resume))
+        if options.matrix:
+            _same_matrix_on_resume(Path(options.matrix), manifest, Path(options.resume))
         return manifest, finished, parse_matrix(manifest["matrix"], Path(manifest["matrix_path"]),
                                                 set(profiles))
     return None, set(), load_matrix(options.matrix or DEFAULT_MATRIX, set(profiles))
+
+
+def _same_matrix_on_resume(given: Path, manifest: dict[str, Any], run_dir: Path) -> None:
+    """`run --resume DIR matrix.yaml` resumes DIR with the matrix it was started with; a given
+    matrix that differs is refused with the differences, never silently replaced."""
+    diffs = matrix_differences(manifest.get("matrix"), load_yaml(given))
+    if not diffs:
+        return
+    shown = "\n".join(f"  {d}" for d in diffs[:MAX_DIFF_LINES])
+    more = f"\n  ... and {len(diffs) - MAX_DIFF_LINES} more" if len(diffs) > MAX_DIFF_LINES else ""
+    raise HarnessError(
+        f"{given} differs from the matrix {run_dir} was started with ({run_dir}/matrix.yaml):\n"
+        f"{shown}{more}\nA resumed run keeps its matrix, so its cells stay comparable. Resume "
+        f"without naming a matrix (`python -m harness run --resume {run_dir}`), or start a new "
+        f"run with {given}")
+
+
+MAX_DIFF_LINES = 12
+
+
+def matrix_differences(stored: Any, given: Any, path: str = "") -> list[str]:
+    """`key.path: run has X, given Y` for every value that differs between two parsed matrices."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        out: list[str] = []
+        for k in list(stored) + [k for k in given if k not in stored]:
+            sub = f"{path}.{k}" if path else str(k)
+            if k not in given:
+                out.append(f"{sub}: only in the run's matrix ({_short(stored[k])})")
+            elif k not in stored:
+                out.append(f"{sub}: only in the given matrix ({_short(given[k])})")
+            else:
+                out += matrix_differences(stored[k], given[k], sub)
+        return out
+    if isinstance(stored, list) and isinstance(given, list) and len(stored) == len(given):
+        return [d for i, (a, b) in enumerate(zip(stored, given))
+                for d in matrix_differences(a, b, f"{path}[{i}]")]
+    if stored != given:
+        return [f"{path or 'matrix'}: run has {_short(stored)}, given {_short(given)}"]
+    return []
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit - 3].rsplit(" ", 1)[0] + " ..."
 
 
 def _writer(options: RunOptions, matrix: Matrix, device: DeviceChoice,
@@ -120,7 +188,7 @@ def _writer(options: RunOptions, matrix: Matrix, device: DeviceChoice,
     if manifest is not None:
         return RunWriter(Path(options.resume)), manifest["run_id"]
     out = Path(options.output_dir) if options.output_dir else matrix.output_dir
-    run_id = new_run_id(device.profile.name + ("-emulated" if device.emulated else ""))
+    run_id = options.run_id or new_run_id(device.profile.name + ("-emulated" if device.emulated else ""))
     return RunWriter.create(out, run_id), run_id
 
 
@@ -150,6 +218,9 @@ def print_table(result: RunResult, finished: set[str], stream: TextIO) -> None:
 
     records = [o.summary if o.ok else o.failure for _, o in result.outcomes if o is not None]
     stream.write(results_table_text(records))
+    for cell, o in result.outcomes:  # the table's column is narrow: every reason here in full
+        if o is not None and not o.ok and o.failure:
+            print(f"FAILED {cell.key.label()}: {o.failure.get('reason')}", file=stream)
     if finished:
         print(f"({len(finished)} cell(s) finished in an earlier attempt are not shown)", file=stream)
 

@@ -5,18 +5,26 @@ cells for it, an unreadable named sensor) stops the run with nothing written.
 """
 from __future__ import annotations
 
+import json
+import os
+import platform
+import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .. import devices
-from ..energy import probe_sensor
 from ..errors import HarnessError
 from ..launcher import CellOutcome
 from ..matrix import AUTO_DEVICE, Cell, Matrix
+from ..models import cache_dir
 from ..store import MANIFEST_FILE, load_run
+
+if TYPE_CHECKING:
+    from .preflight import Preflight
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ def choose_device(matrix: Matrix, manifest: dict[str, Any] | None, emulate: str 
     detected = detection.profile
     if manifest is not None:
         name, emulated = manifest["device"]["profile"], bool(manifest["device"]["emulated"])
+        _same_device_on_resume(name, emulated, emulate, device)
     elif emulate:
         name, emulated = emulate, True
     elif device:
@@ -54,6 +63,16 @@ def choose_device(matrix: Matrix, manifest: dict[str, Any] | None, emulate: str 
                         detection=detection.as_dict())
 
 
+def _same_device_on_resume(name: str, emulated: bool, emulate: str | None, device: str | None) -> None:
+    """A resumed run keeps its device: a different --device/--emulate is refused, not ignored."""
+    asked = (emulate, True) if emulate else (device, False) if device else None
+    if asked is not None and asked != (name, emulated):
+        was = f"--emulate {name}" if emulated else f"on {name}"
+        raise HarnessError(f"this run was measured {was}; resuming it "
+                           f"{'--emulate' if asked[1] else '--device'} {asked[0]} would mix devices "
+                           "in one run. Resume without --device/--emulate, or start a new run")
+
+
 def _matrix_device(matrix: Matrix, detected: str | None) -> str | None:
     """The detected profile when the matrix says `auto` (or names none), else the first profile
     it names that this machine matches."""
@@ -71,7 +90,8 @@ def _matrix_device(matrix: Matrix, detected: str | None) -> str | None:
 def select_cells(matrix: Matrix, device: DeviceChoice) -> list[Cell]:
     """The cells this machine runs: those of 'auto' and of the chosen profile."""
     name = device.profile.name
-    cells = [c for c in matrix.cells(device_for_auto=name) if c.key.device == name]
+    cells = list({c.key.cell_id: c for c in matrix.cells(device_for_auto=name)
+                  if c.key.device == name}.values())  # `auto` and the profile named: one cell each
     if not cells:
         listed = ", ".join(d.profile for d in matrix.devices)
         raise HarnessError(f"the matrix has no cells for profile '{name}' (it lists: {listed})")
@@ -82,19 +102,6 @@ def reference_cells(todo: list[Cell], cells: list[Cell]) -> list[Cell]:
     """Cells whose level is a reference of a fidelity workload still to run (their artifact is needed)."""
     refs = {(c.model.name, getattr(c.workload.config, "reference_level", None)) for c in todo}
     return [c for c in cells if (c.model.name, c.level.name) in refs]
-
-
-def check_named_sensor(matrix: Matrix) -> None:
-    """A sensor named in the matrix must be readable now: say why not and how to fix it."""
-    name = matrix.energy.sensor
-    if name in ("auto", "scripted", "estimate"):
-        return
-    probe = probe_sensor(name)
-    if not probe.ok:
-        fix = f" Fix: {probe.fix}" if probe.fix else ""
-        raise HarnessError(f"{matrix.file}: energy.sensor '{name}' cannot be read here: "
-                           f"{probe.detail}.{fix} (or use sensor: auto to fall back to a labelled "
-                           "estimate)")
 
 
 def open_for_resume(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
@@ -112,9 +119,11 @@ def open_for_resume(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
 
 
 class Progress:
-    """Cells done/total, the current cell, and an ETA from the work done so far."""
+    """Cells done/total, the current cell, and an ETA: from this host's earlier runs until the
+    first cell is done, then from the work done so far."""
 
-    def __init__(self, cells: list[Cell], quiet: bool, stream: Any = sys.stderr):
+    def __init__(self, cells: list[Cell], quiet: bool, stream: Any = sys.stderr,
+                 calibrated_s: float | None = None):
         self.total_weight = sum(cell_weight(c) for c in cells) or 1.0
         self.n_total = len(cells)
         self.done_weight = 0.0
@@ -123,6 +132,7 @@ class Progress:
         self.stream = stream
         self.t0 = time.monotonic()
         self.busy_s = 0.0
+        self.calibrated_s = calibrated_s
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -142,6 +152,8 @@ class Progress:
 
     def eta(self) -> str:
         if self.done_weight <= 0 or self.busy_s <= 0:
+            if self.calibrated_s is not None:
+                return f"ETA {_fmt_s(self.calibrated_s)} (from earlier runs on this host)"
             return "ETA: after the first cell"
         rate = self.busy_s / self.done_weight
         left = rate * (self.total_weight - self.done_weight)
@@ -154,22 +166,128 @@ def _fmt_s(s: float) -> str:
 
 
 def cell_weight(cell: Cell) -> float:
-    """A rough cost in 'token units' used for the ETA and the dry run's estimate of work."""
+    """A cell's work in token units (tokens generated or scored, prompt tokens a tenth); the
+    calibration turns it into seconds per (workload kind, model, level) on this host."""
     cfg = cell.workload.config
     n = cell.workload.repetitions + cell.workload.warmup
     if cell.workload.kind == "generation":
         return n * (cfg.max_tokens + len(cfg.prompt) / 40)
     if cell.workload.kind == "llama_bench":  # a prompt token costs about a tenth of a decoded one
         return n * (cfg.n_tokens if cfg.mode == "tg" else cfg.n_tokens / 10)
-    samples = getattr(cfg, "samples", 20)
+    samples = getattr(cfg, "samples", 20) or 20
     per_item = getattr(cfg, "max_tokens", 16) or 16
     return n * samples * (per_item + 20)
 
 
-def print_dry_run(matrix: Matrix, cells: list[Cell], device: DeviceChoice) -> None:
-    """The cells and the estimated work, without writing anything."""
-    print(f"matrix {matrix.file}: {len(cells)} cells on {device.profile.name}"
-          f"{' (emulated)' if device.emulated else ''}")
+# ------------------------------------------------------------------------------------------------
+# Calibration: seconds per token unit on this host, learnt from its finished cells
+#
+# Kept in the cache folder (HARNESS_CACHE_DIR/calibration/<host>.json), per profile the host ran
+# as (emulation pins cores) and per (workload kind, model, level), with the workload kind alone
+# as the fallback. Each run's figures count as much as all earlier ones together (older sums are
+# halved), so a changed machine is followed within a few runs.
+
+CALIBRATION_DIR = "calibration"
+
+
+def _calibration_file() -> Path:
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", platform.node() or "host")
+    return cache_dir() / CALIBRATION_DIR / f"{host}.json"
+
+
+def _device_key(device: DeviceChoice) -> str:
+    return device.profile.name + (" emulated" if device.emulated else "")
+
+
+def _cell_keys(cell: Cell) -> tuple[str, str]:
+    return f"{cell.workload.kind}|{cell.model.name}|{cell.level.name}", cell.workload.kind
+
+
+def load_calibration(device: DeviceChoice) -> dict[str, list[float]]:
+    """{key: [seconds, token units]} of this host as this profile; {} when none or unreadable."""
+    try:
+        data = json.loads(_calibration_file().read_text())
+        rates = data.get(_device_key(device), {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: v for k, v in rates.items() if isinstance(v, list) and len(v) == 2
+            and all(isinstance(x, (int, float)) and x > 0 for x in v)}
+
+
+def estimate_s(cells: Iterable[Cell], rates: dict[str, list[float]]) -> tuple[float, int]:
+    """(seconds for the calibrated cells, number of cells without a calibration)."""
+    total, unknown = 0.0, 0
+    for c in cells:
+        rate = next((rates[k] for k in _cell_keys(c) if k in rates), None)
+        if rate is None:
+            unknown += 1
+        else:
+            total += cell_weight(c) * rate[0] / rate[1]
+    return total, unknown
+
+
+def record_calibration(device: DeviceChoice, done: Iterable[tuple[Cell, CellOutcome | None]]) -> str | None:
+    """Add this run's finished cells to the host's calibration; a warning if it cannot be saved
+    (the calibration only informs estimates: it never fails a run)."""
+    sums: dict[str, list[float]] = {}
+    for cell, outcome in done:
+        if outcome is None or not outcome.ok or outcome.elapsed_s <= 0:
+            continue
+        for k in _cell_keys(cell):
+            s = sums.setdefault(k, [0.0, 0.0])
+            s[0] += outcome.elapsed_s
+            s[1] += cell_weight(cell)
+    if not sums:
+        return None
+    path = _calibration_file()
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    old = data.get(_device_key(device)) if isinstance(data.get(_device_key(device)), dict) else {}
+    merged = {k: v for k, v in old.items() if k not in sums}
+    for k, (sec, units) in sums.items():
+        prev = old.get(k) if isinstance(old.get(k), list) and len(old.get(k)) == 2 else [0.0, 0.0]
+        merged[k] = [prev[0] / 2 + sec, prev[1] / 2 + units]
+    data[_device_key(device)] = merged
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".calibration-", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError as e:
+        return f"the speed calibration of this host was not saved ({path}: {e.strerror or e})"
+    return None
+
+
+def estimate_text(cells: list[Cell], device: DeviceChoice, n_builds: int) -> str:
+    """The time the cells should take here, in minutes, or why it is unknown."""
+    seconds, unknown = estimate_s(cells, load_calibration(device))
+    builds = f"; not counting {n_builds} level build(s)" if n_builds else ""
+    if unknown == len(cells):
+        return ("estimated time: unknown (no earlier run on this host as "
+                f"{_device_key(device)} to calibrate it; the ETA appears after the first cell{builds})")
+    part = f" for {len(cells) - unknown} of {len(cells)} cells ({unknown} have no calibration yet)" \
+        if unknown else ""
+    return (f"estimated time: about {max(1, round(seconds / 60))} min{part} (calibrated by earlier "
+            f"runs on this host as {_device_key(device)}{builds})")
+
+
+# ------------------------------------------------------------------------------------------------
+# The dry run
+
+
+def print_dry_run(matrix: Matrix, pre: "Preflight", run_dir: Path | None = None) -> None:
+    """What the run would do after every check passed: the cells left, the levels, the disk
+    space and the estimated time; nothing is run or written."""
+    device, cells = pre.device, pre.todo
+    done = len(pre.cells) - len(cells)
+    where = f"run {run_dir}: {done} of {len(pre.cells)} cells finished, " if run_dir else ""
+    print(f"matrix {matrix.file}: {where}{len(cells)} cells {'left ' if run_dir else ''}"
+          f"on {device.profile.name}{' (emulated)' if device.emulated else ''}")
     gens = tokens = items = 0
     for i, c in enumerate(cells, 1):
         wl = c.workload
@@ -185,8 +303,20 @@ def print_dry_run(matrix: Matrix, cells: list[Cell], device: DeviceChoice) -> No
             items += n * k
             what = f"{wl.repetitions} rep x {k} items"
         print(f"  {i:3d}. {c.key.label():70s} {what}")
-    levels = sorted({(c.model.name, c.level.name) for c in cells})
-    print(f"estimated work: {gens} generations ({tokens} generated tokens), {items} quality items, "
-          f"{len(levels)} model artifacts to prepare (quantized/pruned levels are cached after the "
-          f"first build); relative cost units {sum(cell_weight(c) for c in cells):.0f}")
-    print("nothing was written (dry run)")
+    for note in pre.notes:
+        print(f"note: {note}")
+    builds = [lv for lv in pre.levels if lv.action == "build"]
+    print("levels: " + (", ".join(f"{lv.model} {lv.level} {_LEVEL_ACTIONS[lv.action]}"
+                                  + (f" (~{lv.estimated_bytes / 2**20:.0f} MiB)" if lv.estimated_bytes else "")
+                                  for lv in pre.levels) or "none needed"))
+    for line in pre.disk:
+        print(f"disk: {line}")
+    print(f"estimated work: {gens} generations ({tokens} generated tokens), {items} quality items")
+    print(estimate_text(cells, device, len(builds)))
+    print("checks passed: model files, levels, energy sensor, workload data, context sizes, "
+          "devices, disk space")
+    print("nothing was run; no run folder was written (dry run)")
+
+
+_LEVEL_ACTIONS = {"source": "= the source file", "file": "given file", "cached": "cached",
+                  "build": "to build"}

@@ -91,7 +91,7 @@ def test_unreadable_named_sensor_says_why_and_how_to_fix(tmp_path):
     root = tmp_path / "sys"
     (root / "sys/class/powercap").mkdir(parents=True)  # powercap present, but no RAPL zone
     r = run_cli("run", str(m), env={"HARNESS_SYSFS_ROOT": str(root)})
-    _assert_refused(r, "energy.sensor 'rapl' cannot be read", tmp_path=tmp_path)
+    _assert_refused(r, "energy.sensor: 'rapl' cannot be read", tmp_path=tmp_path)
 
 
 def test_yaml_tags_never_execute_code(tmp_path):
