@@ -25,14 +25,45 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
         description="edgebench: what generative AI really costs on small devices")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"edgebench {package_version()}")
+    for flag, help_text in COMMON_FLAGS:
+        parser.add_argument(flag, action="store_true", help=help_text)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in argv if a in SUBCOMMANDS), None)
     for name, help_text in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:  # import only the chosen subcommand's module
             _module(name).add_arguments(p)
+        _add_common_flags(p)
     return parser
+
+
+# Flags accepted before or after the subcommand (`--debug run` and `run --debug` alike).
+COMMON_FLAGS = (("--debug", "show tracebacks on errors"),
+                ("--quiet", "no progress lines (CI logs); for `check`, only the summary line"))
+
+
+def _add_common_flags(p: argparse.ArgumentParser) -> None:
+    """A subcommand's copy of a common flag defaults to SUPPRESS, so it never resets the value
+    given before the subcommand (argparse copies a subparser's defaults over the namespace)."""
+    for flag, help_text in COMMON_FLAGS:
+        own = next((a for a in p._actions if flag in a.option_strings), None)
+        if own is not None:
+            own.default = argparse.SUPPRESS
+        else:
+            p.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
+
+
+def package_version() -> str:
+    """The installed distribution's version, else the source tree's (harness.__version__)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edgebench")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
 
 
 def _module(name: str):
