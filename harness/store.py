@@ -433,6 +433,9 @@ class Run:
     manifest: dict[str, Any]
     records: list[dict[str, Any]]  # final records only (see load_run)
     warnings: list[str] = field(default_factory=list)
+    # cells with repetitions but no final record at all: an attempt cut off (kill, power loss)
+    unfinished: list[str] = field(default_factory=list)
+    lock_left: bool = False  # a .lock in the folder: the run is being written, or its writer died
 
     def of_type(self, record_type: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("record_type") == record_type]
@@ -451,6 +454,47 @@ class Run:
 
     def finished_cell_ids(self) -> set[str]:
         return {r["cell_id"] for r in self.summaries}
+
+    @property
+    def state(self) -> "RunState":
+        return run_state(self)
+
+
+INTERRUPTED_KIND = "interrupted"  # the failure_kind the launcher records when the user stops a run
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Whether a run ran to its end, read from what it left behind (records and files).
+
+    `complete`: every cell it started ended with a summary or a failure other than an
+    interruption, and no lock was left. Otherwise the run was stopped (Ctrl-C: an `interrupted`
+    failure), cut off (repetitions of a cell with no final record), or is still being written (or
+    its writer died: a `.lock` left); `evidence` says which, and `cells_cut` lists the cells it
+    did not finish. A resumed run that finished is complete: the last final record of each cell
+    counts. A run stopped between two cells leaves no such trace and reads as complete.
+    """
+
+    complete: bool
+    evidence: tuple[str, ...]
+    cells_cut: tuple[str, ...]  # cell ids interrupted or cut off in this run
+
+    @property
+    def status(self) -> str:
+        return "complete" if self.complete else "interrupted"
+
+
+def run_state(run: Run) -> RunState:
+    """The run's RunState (see there); a pure function of the loaded run."""
+    stopped = [f["cell_id"] for f in run.failures if f.get("failure_kind") == INTERRUPTED_KIND]
+    evidence = []
+    if stopped:
+        evidence.append(f"stopped by the user during {len(stopped)} cell(s)")
+    if run.unfinished:
+        evidence.append(f"{len(run.unfinished)} cell(s) cut off with no final record")
+    if run.lock_left:
+        evidence.append("a .lock is left (still being written, or its writer was killed)")
+    return RunState(not evidence, tuple(evidence), tuple(dict.fromkeys(stopped + run.unfinished)))
 
 
 def load_run(run_dir: Path | str, expand: bool = True) -> Run:
@@ -482,7 +526,11 @@ def load_run(run_dir: Path | str, expand: bool = True) -> Run:
     for r in rows:
         _check_version(r, records_path)
         check_record(r, records_path)
-    return Run(run_dir, manifest, _final_records(rows, warnings, expand), warnings)
+    finals = {r["cell_id"] for r in rows if r.get("record_type") in (CELL_SUMMARY, CELL_FAILED)}
+    unfinished = list(dict.fromkeys(r["cell_id"] for r in rows if r.get("record_type") == REPETITION
+                                    and r["cell_id"] not in finals))
+    return Run(run_dir, manifest, _final_records(rows, warnings, expand), warnings, unfinished,
+               os.path.lexists(run_dir / LOCK_FILE))
 
 
 # Manifest fields readers use, and the JSON types they may have (null is always allowed).

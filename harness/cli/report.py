@@ -25,8 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="only configurations whose hallucination rate is at most RATE (0-1)")
     g.add_argument("--min-accuracy", type=_fraction, metavar="RATE",
                    help="only configurations whose accuracy is at least RATE (0-1)")
-    g.add_argument("--max-peak-rss-mb", type=_positive, metavar="MB",
-                   help="only configurations whose peak memory (RSS) is at most MB megabytes")
+    g.add_argument("--max-peak-rss-mib", type=_positive, metavar="MIB",
+                   help="only configurations whose peak memory (RSS) is at most MIB MiB "
+                        "(2^20 bytes, the unit of every memory figure edgebench shows)")
+    g.add_argument("--max-peak-rss-mb", type=_removed_mb, help=argparse.SUPPRESS)
     g.add_argument("--min-decode-tokens-per-s", type=_positive, metavar="TOK_S",
                    help="only configurations decoding at least TOK_S tokens per second")
     g.add_argument("--max-ttft-s", type=_positive, metavar="S",
@@ -35,6 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="level the paired quality tests compare against "
                              "(default: the highest-precision level of each model)")
     parser.add_argument("--title", default="edgebench report", help="page title")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse (exit 2, naming the cells) when a cell finished in two or "
+                             "more runs of equal standing, instead of showing the later one; "
+                             "a complete run always wins over an interrupted one")
+
+
+def _removed_mb(text: str) -> float:
+    """The old option took 10^6-byte megabytes while every table shows MiB: refused, not
+    silently converted, so a script's limit cannot change meaning."""
+    raise argparse.ArgumentTypeError(
+        f"--max-peak-rss-mb is gone: memory is in MiB (2^20 bytes) everywhere; write "
+        f"--max-peak-rss-mib {_positive(text) * 1e6 / 2**20:g} for {text} MB")
 
 
 def _fraction(text: str) -> float:
@@ -58,7 +72,7 @@ def constraints_from_args(args: argparse.Namespace) -> dict:
     c = {"objective": args.objective,
          "max_hallucination_rate": args.max_hallucination_rate,
          "min_accuracy": args.min_accuracy,
-         "max_peak_rss_bytes": None if args.max_peak_rss_mb is None else args.max_peak_rss_mb * 1e6,
+         "max_peak_rss_bytes": None if args.max_peak_rss_mib is None else args.max_peak_rss_mib * 2**20,
          "min_decode_tokens_per_s": args.min_decode_tokens_per_s,
          "max_ttft_s": args.max_ttft_s}
     return {k: v for k, v in c.items() if v is not None}
@@ -71,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"{args.output} is a folder; give the HTML file name, "
                            f"e.g. {args.output / 'report.html'}")
     written = write_report([Path(p) for p in args.runs], args.output, constraints_from_args(args),
-                           reference_level=args.reference_level, title=args.title)
+                           reference_level=args.reference_level, title=args.title,
+                           strict=args.strict)
     for p in written:
         print(p)
     return 0

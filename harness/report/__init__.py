@@ -50,8 +50,12 @@ def _collector_paused() -> Any:
 
 
 def write_report(run_dirs: list[Path], out_html: Path, constraints: dict[str, Any] | None = None,
-                 reference_level: str | None = None, title: str = "edgebench report") -> list[Path]:
+                 reference_level: str | None = None, title: str = "edgebench report",
+                 strict: bool = False) -> list[Path]:
     """Merge the runs and write <stem>.html, <stem>.md and <stem>.csv; returns the paths written.
+
+    Overlapping runs merge by `tables.MERGE_RULE`; `strict` refuses (exit 2) a cell whose
+    figures had to be chosen between runs of equal standing, before anything is written.
 
     Each file is written to a temporary name and renamed, so a report is never half written.
     """
@@ -61,7 +65,7 @@ def write_report(run_dirs: list[Path], out_html: Path, constraints: dict[str, An
                            "(the .md and .csv files get the same stem)")
     parsed = Constraints.from_dict(constraints)
     with _collector_paused():
-        table = load_results([Path(p) for p in run_dirs])
+        table = load_results([Path(p) for p in run_dirs], strict=strict)
         files = render_all(table, out_html.resolve(), parsed, reference_level, title)
     try:
         out_html.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 from . import charts
 from .metrics import SPECS, fmt_ci, fmt_number, fmt_value, header
-from .tables import (PARETO_VIEWS, Constraints, DeviceKey, ResultsTable, Row, best_per_device,
+from .tables import (INTERRUPTED_RUN_NOTE, MERGE_RULE, PARETO_VIEWS, Constraints, DeviceKey, ResultsTable, Row, best_per_device,
                      cell_settings_text, config_label, configurations, llama_bench_rows,
                      paired_tests, pareto_points, relpath, threads_phrase, threads_sweeps,
                      threads_text,
@@ -166,7 +166,7 @@ def render_html(table: ResultsTable, out_dir: Path, constraints: Constraints,
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{_e(title)}</h1>{_what_ran(table)}{_warnings(table)}<nav>{nav}</nav>{body}"
+        f"<h1>{_e(title)}</h1>{_what_ran(table)}{_run_notes(table)}{_warnings(table)}<nav>{nav}</nav>{body}"
         f"<script>{SORT_JS}</script></body></html>\n")
     return with_page_size(page)
 
@@ -255,6 +255,8 @@ def flags(row: Row) -> str:
         src = _e(row["source_quant_type"])
         out.append(f'<span class="badge note" title="quality cannot exceed the {src} source">'
                    f"requantized from {src}</span>")
+    if row.get("interrupted_run"):
+        out.append(f'<span class="badge flag" title="{_e(INTERRUPTED_RUN_NOTE)}">interrupted run</span>')
     unstable = row.get("unstable") or []
     if unstable:
         out.append(f'<span class="badge note" title="stdev above 10% of the mean: '
@@ -270,6 +272,8 @@ def flags_text(row: Row) -> list[str]:
         out.append("throttled")
     if row.get("source_quant_type"):
         out.append(f"requantized from {row['source_quant_type']} (quality cannot exceed the source)")
+    if row.get("interrupted_run"):
+        out.append("interrupted run (no complete run has this cell)")
     return out
 
 
@@ -290,6 +294,15 @@ def _what_ran(table: ResultsTable) -> str:
             f"models: {_e(', '.join(models))} · levels: {_e(', '.join(levels))} · "
             f"workloads: {_e(', '.join(workloads))} · "
             f"devices: {_e(', '.join(devices))} · {_e(when)} · {PAGE_SIZE}</p>")
+
+
+def _run_notes(table: ResultsTable) -> str:
+    """Interrupted runs in the page's header: what each holds and what of it is shown."""
+    if not table.run_notes:
+        return ""
+    items = "".join(f"<li>{_e(n)}</li>" for n in table.run_notes)
+    return (f'<div class="box warn"><strong>Interrupted runs</strong><ul>{items}</ul>'
+            f'<p class="muted">{_e(MERGE_RULE)}</p></div>')
 
 
 def _warnings(table: ResultsTable) -> str:
@@ -440,7 +453,7 @@ def _device_sub(table: ResultsTable, dkey: DeviceKey) -> str:
     ram = host.get("ram_bytes")
     bits = [f"host {host.get('hostname')}", str(host.get("cpu_model") or "unknown CPU"),
             f"{host.get('cores_logical')} logical cores",
-            f"{ram / 1e9:.1f} GB RAM" if isinstance(ram, (int, float)) else "RAM unknown",
+            _gib(ram),
             f"{host.get('os')} {host.get('kernel')} {host.get('machine')}"]
     if dev.get("emulated"):
         bits.append(f"EMULATED on {dev.get('detected_profile')} ({dev.get('detection')})")
@@ -773,7 +786,8 @@ def _methods(table: ResultsTable, out_dir: Path) -> str:
              "rails; <em>estimated</em> figures come from the named model and are not measurements; "
              "<em>scripted</em> is the test sensor. Net energy subtracts the idle baseline power "
              "measured before the repetitions. Means carry 95% Student-t intervals over "
-             "repetitions; quality rates carry 95% Wilson intervals over items.</p>"]
+             "repetitions; quality rates carry 95% Wilson intervals over items.</p>",
+             f"<p>Merging runs: {_e(MERGE_RULE)}</p>"]
     for r in table.runs:
         m = r["manifest"]
         host, dev, energy = m.get("host") or {}, m.get("device") or {}, m.get("energy") or {}
@@ -789,12 +803,13 @@ def _methods(table: ResultsTable, out_dir: Path) -> str:
         pkgs = ", ".join(f"{k} {v}" for k, v in sorted((m.get("packages") or {}).items()))
         items = [
             ("Run", f"{r['run_id']} ({m.get('created_utc')})"),
+            ("Status", _status_text(r)),
             ("Folder", relpath(Path(r["path"]), out_dir)),
             ("Harness", f"edgebench {m.get('harness_version')} (git {m.get('git_commit')}), "
                         f"matrix {m.get('matrix_path')}"),
             ("Host", f"{host.get('hostname')}: {host.get('cpu_model')} ({host.get('cpu_vendor')}), "
                      f"{host.get('cores_physical')} physical / {host.get('cores_logical')} logical cores, "
-                     f"{_gb(host.get('ram_bytes'))}, {host.get('os')} {host.get('kernel')} {host.get('machine')}"),
+                     f"{_gib(host.get('ram_bytes'))}, {host.get('os')} {host.get('kernel')} {host.get('machine')}"),
             ("Device profile", f"{dev.get('profile')} (detected {dev.get('detected_profile')}"
                                f"{', EMULATED' if dev.get('emulated') else ''}; "
                                f"{_detection(dev.get('detection'))})"),
@@ -807,6 +822,13 @@ def _methods(table: ResultsTable, out_dir: Path) -> str:
         dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items)
         parts.append(f'<div class="box"><dl class="methods">{dl}</dl></div>')
     return "".join(parts)
+
+
+def _status_text(r: dict[str, Any]) -> str:
+    state = r.get("state")
+    if state is None or state.complete:
+        return "complete"
+    return f"interrupted ({'; '.join(state.evidence)})"
 
 
 def _detection(d: Any) -> str:
@@ -834,8 +856,9 @@ def _energy_method(reps: list[Row], energy: dict[str, Any], achieved: str, model
     return "; ".join(p for p in parts if p)
 
 
-def _gb(x: Any) -> str:
-    return f"{x / 1e9:.1f} GB RAM" if isinstance(x, (int, float)) else "RAM unknown"
+def _gib(x: Any) -> str:
+    """Memory sizes in binary units, like every memory figure of the report (MiB, GiB)."""
+    return f"{x / 2**30:.1f} GiB RAM" if isinstance(x, (int, float)) else "RAM unknown"
 
 
 def _repetitions(summaries: list[Row], matrix: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from ..budgets.output import visible_controls
 from .html import (energy_text, flags_text, metric_columns, setting_columns, setting_text,
                    size_text, tradeoff_text, sweep_note)
 from .metrics import SPECS, fmt_ci, fmt_value
-from .tables import (Constraints, ResultsTable, Row, best_per_device, config_label, configurations,
+from .tables import (MERGE_RULE, Constraints, ResultsTable, Row, best_per_device, config_label, configurations,
                      llama_bench_rows, threads_sweeps, threads_text)
 
 MD_COLUMNS = ("energy_per_decode_token_j", "decode_tokens_per_s", "peak_rss_bytes",
@@ -46,6 +46,10 @@ def render_markdown(table: ResultsTable, constraints: Constraints, html_name: st
            f"{len(table.runs)} run(s): {md(', '.join(r['run_id'] for r in table.runs))}; "
            f"{len(table.cells)} finished cells, {len(table.failures)} failed. "
            f"Full report: `{md(html_name)}`.", ""]
+    if table.run_notes:
+        out += [f"**Interrupted runs ({len(table.run_notes)})**", ""]
+        out += [f"- {md(n)}" for n in table.run_notes]
+        out += ["", md(MERGE_RULE), ""]
     out += _best(configs, constraints)
     out += _summary_table(configs)
     out += _threads(configs)

@@ -28,7 +28,7 @@ from ..errors import HarnessError
 from ..results import pandas_module, summary_metrics
 from ..runfiles import CELL_FILE_MAX_BYTES, RunFileError, cell_file, read_text_in_run, resolve_in_run
 from ..records import expand_repetition
-from ..store import Run, iter_run_dirs, load_run, read_outputs
+from ..store import INTERRUPTED_KIND, Run, iter_run_dirs, load_run, read_outputs
 from .analysis import add_token_agreement
 from .metrics import SPECS
 
@@ -137,14 +137,21 @@ class ResultsTable:
     quality: dict[tuple[str, str], QualityDetail] = field(default_factory=dict)
     # configurations(self), computed once: the page, the Markdown and the CSV all need them
     configs: list[Row] | None = field(default=None, repr=False, compare=False)
+    # one line per interrupted run: what it holds and what of it is shown (MERGE_RULE)
+    run_notes: list[str] = field(default_factory=list)
+    # cells whose figures had two or more candidates of equal standing (`report --strict` refuses)
+    ambiguous: list[str] = field(default_factory=list)
 
     def devices(self) -> list[DeviceKey]:
         return sorted({r["device_key"] for r in self.cells + self.failures},
                       key=lambda d: (d.profile, d.hostname))
 
 
-def load_results(paths: Sequence[str | Path]) -> ResultsTable:
-    """Read run dirs / parents / globs through harness.store, refuse conflicts, build the table."""
+def load_results(paths: Sequence[str | Path], strict: bool = False) -> ResultsTable:
+    """Read run dirs / parents / globs through harness.store, refuse conflicts, build the table.
+
+    `strict`: refuse (HarnessError, exit 2) when a cell's figures had to be chosen between two
+    or more runs of equal standing (MERGE_RULE), naming each such cell and its runs."""
     dirs = list(dict.fromkeys(Path(p).resolve() for p in iter_run_dirs(paths)))
     if not dirs:
         raise HarnessError("no run directories given")
@@ -155,6 +162,12 @@ def load_results(paths: Sequence[str | Path]) -> ResultsTable:
     table = results_table(runs, read_trace=functools.partial(_read_trace, names=names),
                           read_samples=functools.partial(_read_samples, names=names))
     table.warnings[:0] = dup_warnings
+    if strict and table.ambiguous:
+        raise HarnessError(
+            f"--strict: {len(table.ambiguous)} cell(s) finished in more than one run of equal "
+            "standing, so which figures to show is a choice, not a fact: "
+            + "; ".join(table.ambiguous)
+            + ". Give only one of those runs (or leave out --strict to show the later one).")
     return table
 
 
@@ -222,15 +235,17 @@ def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str, str | Non
         dkey = _device_key(run.manifest)
         summaries, repetitions = run.summaries, run.repetitions
         reps_by_cell = _reps_by_cell(repetitions, summaries + run.failures)
+        state = run.state
         run_info.append({"run_id": rid, "path": run.path, "manifest": run.manifest,
-                         "device_key": dkey, "warnings": list(run.warnings),
+                         "device_key": dkey, "warnings": list(run.warnings), "state": state,
+                         "n_finished": len(summaries),
                          "repetitions": [r for reps in reps_by_cell.values() for r in reps],
                          "summaries": summaries})
         # the store names files by absolute path; the run id is enough and stays stable
         warnings += [f"{rid}: " + w.replace(str(run.path), run.path.name) for w in run.warnings]
         for s in summaries:
             reps = reps_by_cell.get(s["cell_id"], [])
-            cells.append(cell_row(rid, dkey, s, reps))
+            cells.append(cell_row(rid, dkey, s, reps) | {"run_complete": state.complete})
             if read_trace is not None:
                 raw = _confined(warnings, rid, read_trace, run, s["cell_id"], s.get("attempt"))
                 if raw:
@@ -247,14 +262,19 @@ def results_table(runs: Iterable[Run], read_trace: Callable[[Run, str, str | Non
                             "answer per item is shown and paired")
         for f in run.failures:
             failures.append(_dims(rid, dkey, f) | {k: f.get(k) for k in
-                            ("reason", "failure_kind", "exit_code", "stderr_tail")})
+                            ("reason", "failure_kind", "exit_code", "stderr_tail")}
+                            | {"run_complete": state.complete})
         if any(s.get("runtime") == "onnx" for s in summaries):  # else no cell has a figure
             add_token_agreement([c for c in cells if c["run_id"] == rid], _expanded(run),
                                 lambda cell_id: _confined(warnings, rid, read_outputs, run.path,
                                                           cell_id) or [])
-    cells, superseded = _latest_per_cell(cells)
+    cells, superseded, ambiguous = choose_per_cell(cells)
     warnings += superseded
-    return ResultsTable(cells, failures, run_info, warnings, traces, quality)
+    notes = run_notes(run_info, cells, failures)
+    failures, failure_notes = failures_left(cells, failures)
+    warnings += failure_notes
+    return ResultsTable(cells, failures, run_info, warnings, traces, quality,
+                        run_notes=notes, ambiguous=ambiguous)
 
 
 def _reps_by_cell(repetitions: list[Row], finals: list[Row]) -> dict[str, list[Row]]:
@@ -350,25 +370,120 @@ def _mean(values: Iterable[Any]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _latest_per_cell(cells: list[Row]) -> tuple[list[Row], list[str]]:
-    """The same cell on the same device in two runs: the later run wins, and the page says so.
+MERGE_RULE = (
+    "When the same cell (same device, model, level, runtime, power mode, workload and settings) "
+    "finished in several runs, its figures come from a complete run (one that ran to its end, or "
+    "was resumed to its end), never from an interrupted one while a complete run has the cell; "
+    "among runs of equal standing the later (by created_utc) is shown and the page names the "
+    "others. A cell only an interrupted run finished is shown with the flag 'interrupted run'. "
+    "A cell interrupted or failed in one run but finished in another is not listed as failed; "
+    "the failure is noted. `report --strict` refuses any cell chosen between runs of equal "
+    "standing.")
+INTERRUPTED_RUN_NOTE = ("from an interrupted run: no complete run given has this cell; its own "
+                        "repetitions all finished")
 
-    Grouped as a pandas frame of the cell rows (one group per configuration and workload, in
-    order of first appearance); runs are in creation order, so a group's last row is the latest.
+
+def choose_per_cell(cells: list[Row]) -> tuple[list[Row], list[str], list[str]]:
+    """The figures shown for each cell (MERGE_RULE), the warnings naming the runs passed over,
+    and the cells whose choice was between runs of equal standing (what --strict refuses).
+
+    Grouped on a pandas frame of the cell rows (one group per configuration and workload, in
+    order of first appearance); runs are in creation order, so among equals the last is the latest.
+    A row without `run_complete` counts as from a complete run.
     """
     if not cells:
-        return [], []
+        return [], [], []
     pd = pandas_module()
-    position = pd.Series(range(len(cells)))
-    by_cell = position.groupby(_group_codes(pd, cells, with_workload=True))
-    previous = by_cell.shift(1)  # the row each later run's row supersedes
-    warnings = []
-    for i, prev in zip(position[previous.notna()], previous[previous.notna()].astype(int)):
-        c = cells[i]
-        warnings.append(f"{c['model']} {c['level']} / {c['workload']}{cell_settings_text(c)} on "
-                        f"{c['device_key'].label()} is in runs {cells[prev]['run_id']} and "
-                        f"{c['run_id']}; the later run ({c['run_id']}) is shown")
-    return [cells[i] for i in by_cell.last()], warnings
+    groups: dict[int, list[int]] = {}
+    for i, code in enumerate(_group_codes(pd, cells, with_workload=True)):
+        groups.setdefault(int(code), []).append(i)
+    chosen, notes, ambiguous = [], [], []
+    for members in groups.values():
+        complete = [i for i in members if cells[i].get("run_complete", True)]
+        tier = complete or members
+        pick = tier[-1]
+        chosen.append(pick)
+        notes += _passed_over(cells, members, tier, pick)
+        if len(tier) > 1:
+            ambiguous.append(f"{_cell_text(cells[pick])} in runs "
+                             f"{', '.join(cells[i]['run_id'] for i in tier)}")
+    notes.sort()
+    return [cells[i] | ({"interrupted_run": True} if not cells[i].get("run_complete", True) else {})
+            for i in chosen], [text for _, text in notes], ambiguous
+
+
+def _passed_over(cells: list[Row], members: list[int], tier: list[int],
+                 pick: int) -> list[tuple[int, str]]:
+    """(position, warning) for each row of a cell not shown: among equals each later run
+    supersedes the one before it; an interrupted run's row gives way to the complete run's."""
+    out = []
+    for a, b in zip(tier, tier[1:]):
+        c = cells[b]
+        out.append((b, f"{_cell_text(c)} is in runs {cells[a]['run_id']} and {c['run_id']}; "
+                       f"the later run ({c['run_id']}) is shown"))
+    for i in members:
+        if i not in tier:
+            out.append((i, f"{_cell_text(cells[i])} is in runs {cells[i]['run_id']} (interrupted) "
+                           f"and {cells[pick]['run_id']} (complete); the complete run's figures "
+                           "are shown"))
+    return out
+
+
+def _cell_text(c: Row) -> str:
+    return (f"{c['model']} {c['level']} / {c['workload']}{cell_settings_text(c)} on "
+            f"{c['device_key'].label()}")
+
+
+def _latest_per_cell(cells: list[Row]) -> tuple[list[Row], list[str]]:
+    """choose_per_cell without the ambiguity list (the rows and the warnings)."""
+    chosen, notes, _ = choose_per_cell(cells)
+    return chosen, notes
+
+
+def failures_left(cells: list[Row], failures: list[Row]) -> tuple[list[Row], list[str]]:
+    """The failures to list: a cell that finished in some run is not a failed cell (its failure
+    or interruption elsewhere becomes a note); of a cell that never finished, one failure is
+    listed: a real failure before an interruption, a complete run before an interrupted one,
+    then the later run."""
+    shown = {(c["device_key"], c["cell_id"]): c["run_id"] for c in cells}
+    notes, best = [], {}
+    for pos, f in enumerate(failures):
+        key = (f["device_key"], f["cell_id"])
+        if key in shown:
+            if f.get("failure_kind") != INTERRUPTED_KIND:
+                notes.append(f"{_cell_text(f)} failed in run {f['run_id']} "
+                             f"({f.get('failure_kind')}: {str(f.get('reason') or '')[:120]}) but "
+                             f"finished in run {shown[key]}, whose figures are shown")
+            continue
+        rank = (f.get("failure_kind") != INTERRUPTED_KIND, f.get("run_complete", True), pos)
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, f)
+    return [f for _, f in best.values()], notes
+
+
+def run_notes(run_info: list[dict[str, Any]], cells: list[Row], failures: list[Row]) -> list[str]:
+    """One line per interrupted run: why it reads as interrupted, what it holds, what is shown."""
+    shown = {(c["run_id"], c["cell_id"]) for c in cells}
+    finished_in = {(c["device_key"], c["cell_id"]): c["run_id"] for c in cells}
+    labels = {c["cell_id"]: f"{c['model']} {c['level']} / {c['workload']}"
+              for c in failures + cells if c.get("model") is not None}
+    out = []
+    for r in run_info:
+        state = r["state"]
+        if state.complete:
+            continue
+        ids = [s["cell_id"] for s in r["summaries"]]
+        n_shown = sum((r["run_id"], i) in shown for i in ids)
+        cut = []
+        for cid in state.cells_cut:
+            where = finished_in.get((r["device_key"], cid))
+            cut.append(labels.get(cid, f"cell {cid}")
+                       + (f" (finished in run {where})" if where else " (finished in no run given)"))
+        out.append(f"Run {r['run_id']} is interrupted ({'; '.join(state.evidence)}): it holds "
+                   f"{len(ids)} finished cell(s), {n_shown} of them shown (the others come from "
+                   "complete runs)" + (f"; not finished here: {', '.join(cut)}" if cut else "")
+                   + ". Resume it with `run --resume` or leave it out of the report.")
+    return out
 
 
 def _group_codes(pd: Any, rows: list[Row], with_workload: bool) -> Any:

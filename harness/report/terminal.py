@@ -41,8 +41,34 @@ def results_table_text(source: ResultsTable | Sequence[Mapping[str, Any]]) -> st
                       str(r.get("energy_method") or ""), _fmt(r, "hallucination_rate", "{:.2f}"),
                       ", ".join(_flags(r))))
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() + "\n"
-                   for line in lines)
+    table = "".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() + "\n"
+                    for line in lines)
+    return table + legend_text(lines[1:])
+
+
+# Every mark the table can show, and what it means; the legend lists those the table shows.
+LEGEND = (
+    ("±", "mean ± half its 95% interval over the repetitions (2 or more)"),
+    ("ok !", "unstable: a figure's stdev is above 10% of its mean (the report lists which)"),
+    ("FAILED", "the cell did not finish; the reason is in the flags column"),
+    ("EMULATED", "device profile emulated on this host (its cores and memory limit); not "
+                 "measured on that device"),
+    ("throttled", "the device throttled during the cell (the report gives the reason)"),
+    ("warning", "N warning(s) of the cell, in records.jsonl and the report"),
+    ("interrupted run", "figures from a run that was stopped; no complete run has this cell"),
+    ("estimated", "energy from a model, not a measurement"),
+    ("scripted", "energy from the test sensor, not a measurement"),
+)
+UNITS = ("units: ttft_s seconds; tok/s tokens per second; roofline_% percent of the memory-bandwidth "
+         "bound; peak_MiB MiB (2^20 bytes); J/token joules per token; halluc. a fraction 0-1")
+
+
+def legend_text(rows: Sequence[Sequence[str]]) -> str:
+    """After a blank line: the units, then what each mark the rows show means."""
+    shown = [(mark, text) for mark, text in LEGEND
+             if any(mark in cell for row in rows for cell in row)]
+    width = max((len(m) for m, _ in shown), default=0)
+    return "\n" + UNITS + "\n" + "".join(f"  {m.ljust(width)}  {t}\n" for m, t in shown)
 
 
 def _rows(source: ResultsTable | Sequence[Mapping[str, Any]]) -> list[Row]:
@@ -91,6 +117,8 @@ def _flags(r: Row) -> list[str]:
     n = len(r.get("warnings") or [])
     if n:
         out.append(f"{n} warning{'s' if n > 1 else ''} (see records)")
+    if r.get("interrupted_run"):
+        out.append("interrupted run")
     return out
 
 

@@ -169,7 +169,7 @@ def test_threads_chart_is_plain_offline_svg(table):
 
 def test_terminal_table_one_row_per_cell_from_records_or_table(sweep_dir, table):
     run = load_run(sweep_dir)
-    text = results_table_text(run.summaries)
+    text = results_table_text(run.summaries).split("\n\n")[0]  # the table, without its legend
     lines = text.splitlines()
     assert lines[0].split() == ["cell", "status", "threads", "ttft_s", "decode_tok/s",
                                 "prefill_tok/s", "roofline_%", "peak_MiB", "J/token", "energy",
@@ -180,7 +180,8 @@ def test_terminal_table_one_row_per_cell_from_records_or_table(sweep_dir, table)
     assert sum("2 (asked 4)" in line and "1 warning" in line for line in gen) == 1
     tg = next(line for line in lines if "/ tg128" in line)
     assert "92±" in tg  # roofline % of 72.7 tok/s x 253 MB / 20 GB/s
-    assert sorted(text.splitlines()[1:]) == sorted(results_table_text(table).splitlines()[1:])
+    assert sorted(text.splitlines()[1:]) == sorted(
+        results_table_text(table).split("\n\n")[0].splitlines()[1:])
 
 
 def test_terminal_table_badges_emulation_and_shows_failures(tmp_path):
@@ -189,7 +190,7 @@ def test_terminal_table_badges_emulation_and_shows_failures(tmp_path):
                "runtime": "llama_cpp", "device": "laptop", "power_mode": None, "workload": "gen",
                "reason": "out of memory while loading", "failure_kind": "oom"}
     text = results_table_text(load_run(d).summaries + [failure])
-    lines = text.splitlines()
+    lines = text.split("\n\n")[0].splitlines()
     assert all("EMULATED" in line for line in lines[1:-1])
     assert "prefill_tok/s" not in lines[0]  # only with llama-bench pp tests
     assert "FAILED" in lines[-1] and "out of memory while loading" in lines[-1]
@@ -197,7 +198,7 @@ def test_terminal_table_badges_emulation_and_shows_failures(tmp_path):
 
 def test_terminal_table_renders_old_runs(tmp_path):
     old = load_run(write_run(tmp_path, "old"))
-    lines = results_table_text(old.summaries).splitlines()
+    lines = results_table_text(old.summaries).split("\n\n")[0].splitlines()
     assert len(lines) == 3
     gen = next(line for line in lines if "/ gen" in line)
     assert "21.0±" in gen and "EMULATED" not in gen  # 20, 21, 22 tok/s
