@@ -277,7 +277,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
     info = sensor.info()
     rate_hz = cell.energy.rate_hz
     mem = MemoryWatch().start()
-    backend = get_backend(cell.runtime)
+    backend = get_backend(cell.runtime, cell.level)  # a remote level brings its endpoint
     maybe_inject("before_load", cell.key)
 
     sampler = energy.Sampler(sensor, rate_hz)
@@ -322,6 +322,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
         t1 = time.monotonic()
         contention = shared.warning(f"repetition {rep}")
         trace = sampler.stop()
+        remote = backend.window_fields(t0, t1)  # a server's energy and network bytes, if any
         mem.walk()
         roofline.prepare(result)
         phases = dict(result.phases) or {"run": (t0, t1)}
@@ -332,7 +333,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
             "tokens_in": result.tokens_in, "tokens_out": result.tokens_out,
             **ctx.memory_fields(mem.peak_bytes, hwm_bytes()), "window_s": t1 - t0,
             "window_start_monotonic_s": t0,
-            **result.metrics, **e, **roofline.fields(result.metrics), **result.extra,
+            **result.metrics, **e, **roofline.fields(result.metrics), **result.extra, **remote,
             "warnings": setting_warnings + list(result.warnings) + ([contention] if contention else [])})
         per_cell.update(_outputs(p, rep, result, emit))
         if result.samples:

@@ -182,10 +182,8 @@ def _model(node: Node, base: Path) -> ModelSpec:
     path = None
     if has_path:
         path = Path(node.get("path").str()).expanduser()
-        if not path.is_absolute():
+        if not path.is_absolute():  # whether it exists and is a GGUF: harness.run.preflight
             path = (base / path).resolve()
-        if not path.exists():
-            raise node.get("path").fail(f"file {path} does not exist")
     sha = node.opt("sha256", "str")
     if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha)):
         raise node.get("sha256").fail("expected 64 hexadecimal characters")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-KINDS = ("latency", "memory", "energy", "quality", "model")
+KINDS = ("latency", "memory", "energy", "quality", "model", "network")
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,57 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
        "Token positions scored by fidelity.", budget=False, unstable_check=False),
     _m("window_s", "s", None, "latency", "Measured window", "s", 1.0, "{:.2f}",
        "Length of the repetition's energy window.", budget=False),
+    # sustained use (the `soak` kind; windows in samples/<cell_id>.jsonl, docs/sustained.md)
+    _m("soak_tokens_per_s", "tokens/s", "higher", "latency", "Soak speed", "tok/s", 1.0, "{:.1f}",
+       "Soak: generated tokens / soak duration (prefill and every answer included)."),
+    _m("soak_answers", "answers", None, "latency", "Soak answers", "answers", 1.0, "{:.0f}",
+       "Soak: answers completed.", budget=False, unstable_check=False),
+    _m("soak_burst_tokens_per_s", "tokens/s", "higher", "latency", "Burst speed", "tok/s", 1.0,
+       "{:.1f}", "Soak: tokens/s over the first compare_windows windows (device still cool)."),
+    _m("soak_sustained_tokens_per_s", "tokens/s", "higher", "latency", "Sustained speed", "tok/s",
+       1.0, "{:.1f}", "Soak: tokens/s over the last compare_windows windows."),
+    _m("soak_sustained_ratio", "1", "higher", "latency", "Sustained / burst", "%", 100.0, "{:.0f}",
+       "Soak: sustained tokens/s / burst tokens/s (1.0: no slow-down)."),
+    _m("soak_time_to_throttle_s", "s", "higher", "latency", "Time to first throttle", "s", 1.0,
+       "{:.0f}", "Soak: seconds from the start to the first device poll that showed throttling "
+       "(null: never throttled); resolution state_poll_s.", unstable_check=False),
+    _m("soak_throttled_fraction", "1", "lower", "latency", "Windows throttled", "%", 100.0,
+       "{:.0f}", "Soak: share of windows in which any poll showed throttling.",
+       unstable_check=False),
+    _m("soak_max_temp_c", "degC", "lower", "latency", "Hottest temperature", "degC", 1.0,
+       "{:.1f}", "Soak: highest temperature of the profile's thermal zones.", unstable_check=False),
+    _m("soak_energy_per_token_drift", "1", "lower", "energy", "Energy/token drift", "%", 100.0,
+       "{:+.1f}", "Soak: gross J/token of the last compare_windows windows / the first ones - 1.",
+       unstable_check=False),
+    _m("battery_tokens_per_pct", "tokens/%", "higher", "energy", "Tokens per 1% battery",
+       "tok/%", 1.0, "{:.0f}", "Soak on battery: tokens generated between the gauge's first and "
+       "last step / percent between them (null: refused, see battery_note)."),
+    _m("battery_answers_per_pct", "answers/%", "higher", "energy", "Answers per 1% battery",
+       "answers/%", 1.0, "{:.1f}", "Soak on battery: answers completed per percent, as above."),
+    _m("battery_pct_timed", "%", None, "energy", "Battery span timed", "%", 1.0, "{:.2f}",
+       "Soak on battery: percent of battery between the first and last gauge step (the "
+       "resolution achieved).", budget=False, unstable_check=False),
+    _m("battery_life_continuous_s", "s", "higher", "energy", "Battery life (continuous)", "h",
+       1 / 3600, "{:.1f}", "Soak on battery: a full battery at the soak's own pace (100% / "
+       "percent per second)."),
+    _m("battery_life_at_rate_s", "s", "higher", "energy", "Battery life (stated rate)", "h",
+       1 / 3600, "{:.1f}", "Soak on battery: a full battery at answers_per_h (answering only; "
+       "idle drain between answers not counted)."),
+    # offloading (runtime openai_http): the server's side and the network, seen from the device
+    _m("server_energy_j", "J", "lower", "energy", "Server energy", "J", 1.0, "{:.3f}",
+       "Offloaded cells: the server's energy over the repetition's window (gross, as its sensor "
+       "covers it), from `meter serve` on the server or the level's J/token estimate; the "
+       "method is the cell's offload.server_energy.method (measured / estimated / scripted). "
+       "The network in between is not metered.", budget=False),
+    _m("server_co2e_g", "g", "lower", "energy", "Server carbon", "mg CO2e", 1e3, "{:.2f}",
+       "server_energy_j x the server's grid intensity (its own country: offload."
+       "server_carbon_intensity_g_per_kwh).", budget=False),
+    _m("network_sent_bytes", "B", "lower", "network", "Sent to the server", "KiB", 2 ** -10,
+       "{:.1f}", "HTTP bytes the device sent in the window (request lines, headers, bodies; "
+       "not TCP/IP or TLS overhead).", unstable_check=False),
+    _m("network_received_bytes", "B", "lower", "network", "Received from the server", "KiB",
+       2 ** -10, "{:.1f}", "HTTP bytes the device received in the window (status, headers, "
+       "chunk framing, streamed body; not TCP/IP or TLS overhead).", unstable_check=False),
 )}
 
 

@@ -141,6 +141,16 @@ REPETITION_FIELDS = (
     _f("energy_invalid_reason", "string|null", "Why energy is invalid (written only then)."),
     _f("energy_scripted_true_j", "number|null", "Scripted test sensor only: the analytic energy."),
     _f("warnings", "array", "Warnings of this repetition (written only when there are some)."),
+    _f("battery_note", "string|null", "Soak: the battery figures' resolution, or why there are none."),
+    _f("server_requests", "integer", "Offloaded cells: requests sent to the server in the window."),
+    _f("server_energy_valid", "boolean", "Offloaded cells: whether the server's energy could be "
+       "had for the window (false: server_energy_j is null)."),
+    _f("server_energy_invalid_reason", "string", "Why the server's energy is missing."),
+    _f("server_window_uncertainty_s", "number", "Clock-offset uncertainty at each edge of the "
+       "window sent to the meter."),
+    _f("server_sample_count", "integer|null", "Meter samples inside the window."),
+    _f("server_energy_scripted_true_j", "number|null", "Meter with the scripted test sensor: "
+       "the analytic energy of the mapped window."),
 )
 CELL_FIELDS = (
     _f("workload_kind", "string", "generation | llama_bench | a quality kind."),
@@ -182,6 +192,9 @@ CELL_FIELDS = (
     _f("stop_reason", "string|null", "length | stop | eos, of the first measured repetition."),
     _f("output_tokens", "array|null", "Generated token ids of the first measured repetition."),
     _f("cooldown_warning", "string|null", "The device did not cool down before the cell."),
+    _f("offload", "object|null", "Offloaded cells (runtime openai_http): url, model, api, the "
+       "server energy's provenance (method, sensor, coverage, meter, clock_offset) or estimate "
+       "(J/token, source), the server's grid intensity and its source, how tokens were counted."),
 )
 # Measured once per cell (load, idle baseline); in summary["metrics"] with n=1 too.
 CELL_MEASUREMENTS = ("load_time_s", "energy_load_j", "rss_after_load_bytes", "baseline_power_w",

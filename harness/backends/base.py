@@ -103,6 +103,12 @@ class Backend(ABC):
     @abstractmethod
     def unload(self) -> None: ...
 
+    def window_fields(self, t0_s: float, t1_s: float) -> dict[str, Any]:
+        """Figures of a measured window [t0, t1] (monotonic) that are not the device's own: a
+        remote runtime's network bytes and its server's energy. Local runtimes have none. The
+        cell calls it after the window's sampler stopped, so asking costs the window nothing."""
+        return {}
+
     @abstractmethod
     def info(self) -> dict[str, Any]:
         """Runtime name, version and build info, for the manifest and records."""

@@ -47,6 +47,7 @@ class Level:
     kind "gguf": `quant` (llama.cpp type name) and optional `prune`.
     kind "path": `path`, a GGUF file used as is.
     kind "onnx": `onnx` (fp32/fp16/int8/int4), built by the ONNX export room.
+    kind "remote": `remote` (harness.backends.openai_http.Endpoint), a model a server runs.
     """
 
     name: str
@@ -55,6 +56,7 @@ class Level:
     prune: Prune | None = None
     path: Path | None = None
     onnx: str | None = None
+    remote: Any = None  # harness.backends.openai_http.Endpoint
 
     @property
     def recipe(self) -> dict[str, Any]:
@@ -66,17 +68,22 @@ class Level:
             return r
         if self.kind == "path":
             return {"format": "gguf", "path": str(self.path)}
+        if self.kind == "remote":
+            return {"format": "remote", "url": self.remote.url, "model": self.remote.model}
         return {"format": "onnx", "precision": self.onnx}
 
 
-RUNTIMES = ("llama_cpp", "onnx")
+RUNTIMES = ("llama_cpp", "onnx", "openai_http")
 
 
 def runtime_of(level: Level) -> str:
     """The one place a level's runtime is decided: ONNX levels run in onnxruntime-genai, every
     GGUF level (quantized, pruned, or a file used as is) in llama.cpp. The matrix (a cell's
     runtime), the run (how a level is built and described, which backend loads a fidelity
-    reference) and the manifest all ask here."""
+    reference) and the manifest all ask here. A remote level (`runtime: openai_http`, a
+    server's URL and model name) runs on that server: nothing is built on the device."""
+    if level.kind == "remote":
+        return "openai_http"
     return "onnx" if level.kind == "onnx" else "llama_cpp"
 
 
@@ -115,11 +122,14 @@ def parse_level(node: Node) -> Level:
     if isinstance(node.value, str):
         return _parse_name(node)
     if isinstance(node.value, dict):
+        if node.has("runtime"):
+            return _parse_remote_level(node)
         if node.has("path"):
             return _parse_path_level(node)
         return _parse_mapping(node)
     raise node.fail("a level is a quant type name (e.g. Q4_K_M), an ONNX precision (fp16, int8...) "
-                    "or a mapping {name, quant, prune} / {name, path}")
+                    "or a mapping {name, quant, prune} / {name, path} / "
+                    "{name, runtime: openai_http, url, model}")
 
 
 def _parse_name(node: Node) -> Level:
@@ -184,6 +194,14 @@ def _parse_prune(node: Node) -> Prune:
     if not node.has("n_layers"):
         raise node.fail("method drop_layers needs 'n_layers' (how many blocks to remove, e.g. 2)")
     return Prune(method="drop_layers", n_layers=node.get("n_layers").int(min=1))
+
+
+def _parse_remote_level(node: Node) -> Level:
+    """`{name, runtime: openai_http, url, model, ...}`: validated by the remote runtime's module."""
+    from ..backends.openai_http import parse_endpoint
+
+    endpoint = parse_endpoint(node)
+    return Level(name=_parse_level_name(node), kind="remote", remote=endpoint)
 
 
 def _parse_path_level(node: Node) -> Level:

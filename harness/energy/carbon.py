@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from ..errors import HarnessError
-from .config import EnergyConfig
+from ..schema import Node
+from .config import CarbonConfig, EnergyConfig, _carbon
 
 # The same world average codecarbon uses when it has no country data
 # (codecarbon data/private_infra/carbon_intensity_per_source.json, "world_average").
@@ -24,7 +25,19 @@ PER_SOURCE_FILE = "data/private_infra/carbon_intensity_per_source.json"
 
 def carbon_intensity(config: EnergyConfig) -> tuple[float, str]:
     """(g/kWh, where the figure comes from)."""
-    c = config.carbon
+    return grid_intensity(config.carbon)
+
+
+def parse_grid(node: Node) -> CarbonConfig:
+    """A grid block `{country_iso_code}` or `{intensity_g_per_kwh}`, validated as energy.carbon is
+    (an offloading level's server_carbon: the server may sit on another country's grid)."""
+    return _carbon(node)
+
+
+def grid_intensity(c: CarbonConfig | None) -> tuple[float, str]:
+    """(g/kWh, source) of one grid; None: the labelled world average."""
+    if c is None:
+        return WORLD_AVERAGE_G_PER_KWH, WORLD_AVERAGE_SOURCE
     if c.intensity_g_per_kwh is not None:
         return c.intensity_g_per_kwh, "matrix energy.carbon.intensity_g_per_kwh"
     if c.country_iso_code is not None:

@@ -6,6 +6,7 @@ their export record.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -45,6 +46,11 @@ def prepare_artifacts(cells: list[Cell], say: Callable[[str], None]) -> dict[tup
     for cell in cells:
         k = (cell.model.name, cell.level.name)
         if k in out:
+            continue
+        if runtime_of(cell.level) == "openai_http":  # a server's model: nothing to build or verify
+            from ..backends.openai_http import prepared_fields
+
+            out[k] = PreparedLevel(Path(os.devnull), "openai_http", prepared_fields(cell.level))
             continue
         if cell.model.name not in sources:
             sources[cell.model.name] = resolve_source(cell.model)
