@@ -282,6 +282,21 @@ def _check_combinations(root: Node, models: tuple[ModelSpec, ...], levels: tuple
             raise Node(None, root.file, f"workloads[{i}].kind").fail(
                 f"llama_bench reproduces llama.cpp's llama-bench and runs on GGUF levels only; "
                 f"this matrix also has ONNX level(s) {', '.join(onnx_levels)}: put them in another matrix")
+    _check_remote(root, levels, workloads)
     has_onnx = any(runtime_of(lv) == "onnx" for lv in levels)
     if has_onnx and any(m.path is not None and m.path.is_dir() for m in models):
         raise root.get("models").fail("ONNX levels are built from a GGUF source model file")
+
+def _check_remote(root: Node, levels: tuple[Any, ...], workloads: tuple[WorkloadSpec, ...]) -> None:
+    """A remote level (runtime openai_http) answers text only: kinds that score logits or time
+    llama.cpp's own decode calls cannot run on it (every level meets every workload)."""
+    remote = [lv.name for lv in levels if runtime_of(lv) == "openai_http"]
+    for i, wl in enumerate(workloads):
+        if remote and (wl.needs_logits or wl.kind == "llama_bench"):
+            from .backends.openai_http import LOGITS_REFUSAL
+
+            why = (LOGITS_REFUSAL if wl.needs_logits
+                   else "llama_bench times llama.cpp's decode calls on the device itself")
+            raise Node(None, root.file, f"workloads[{i}].kind").fail(
+                f"{wl.kind} cannot run on the remote level(s) {', '.join(remote)}: {why}; "
+                "put them in another matrix")
