@@ -103,6 +103,21 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
        "Gross energy of the model load."),
     _m("co2e_g", "g", "lower", "energy", "Carbon", "mg CO2e", 1e3, "{:.2f}",
        "Net energy x grid carbon intensity."),
+    # energy uncertainty (harness.energy.uncertainty): relative standard uncertainties, k = 1
+    _m("energy_u_sensor_rel", "1", None, "energy", "Sensor uncertainty", "%", 100.0, "{:.2f}",
+       "The sensor's part of the energy's relative standard uncertainty: its stated accuracy "
+       "(limit / sqrt 3), or with a calibration applied the fit's and the reference's; null "
+       "when no accuracy is published.", budget=False, unstable_check=False),
+    _m("energy_u_sampling_rel", "1", None, "energy", "Sampling uncertainty", "%", 100.0,
+       "{:.2f}", "Sampling's part of the window energy's relative standard uncertainty: one "
+       "reading interval (or the sensor's refresh) / window / sqrt 3; above 1% is flagged.",
+       budget=False, unstable_check=False),
+    _m("energy_prefill_u_sampling_rel", "1", None, "energy", "Sampling uncertainty (prefill)",
+       "%", 100.0, "{:.2f}", "As energy_u_sampling_rel, over the prefill phase.", budget=False,
+       unstable_check=False),
+    _m("energy_decode_u_sampling_rel", "1", None, "energy", "Sampling uncertainty (decode)",
+       "%", 100.0, "{:.2f}", "As energy_u_sampling_rel, over the decode phase (J/decode "
+       "token).", budget=False, unstable_check=False),
     # quality (rates in [0, 1]; intervals per item as <name>_ci95_low/high)
     _m("hallucination_rate", "1", "lower", "quality", "Hallucination rate", "%", 100.0, "{:.1f}",
        "Hallucinated answers / all items.", **_Q),

@@ -165,6 +165,10 @@ CELL_FIELDS = (
     _f("energy_notes", "array", "How the sensor or estimate works on this host."),
     _f("energy_fallback_reason", "string|null", "Why `auto` fell back to an estimate."),
     _f("energy_estimate", "object|null", "The estimate's parameters (TDP, idle, source)."),
+    _f("energy_calibration", "object|null", "The sensor calibration applied (file, reference, "
+       "gain, offset, their standard errors, date, host); null: none."),
+    _f("energy_accuracy", "object|null", "The sensor's stated accuracy (gain and offset "
+       "limits, refresh interval) with its source; null: the sensor states none."),
     _f("carbon_intensity_g_per_kwh", "number|null", "Grid carbon intensity used for co2e_g."),
     _f("carbon_source", "string|null", "Where the carbon intensity comes from."),
     _f("runtime_info", "object", "Runtime version and build (backend.info())."),

@@ -96,6 +96,7 @@ class Profile:
     battery: bool
     runtime_defaults: dict[str, Any] = field(default_factory=dict)
     memory_bandwidth: MemoryBandwidth | None = None  # None: no single datasheet figure
+    calibration: str | None = None  # a sensor calibration file (harness.energy.calibration)
 
     def estimate_params(self) -> dict[str, Any]:
         """The `estimate_params` argument of harness.energy.open_sensor."""
@@ -114,6 +115,7 @@ class Profile:
             "runtime_defaults": dict(self.runtime_defaults),
             "memory_bandwidth": (None if self.memory_bandwidth is None
                                  else asdict(self.memory_bandwidth)),
+            "calibration": self.calibration,
         }
 
 
@@ -178,7 +180,7 @@ def get_profile(name: str) -> Profile:
 # -- validation -------------------------------------------------------------------------------
 _TOP_KEYS = ("name", "description", "detect", "cpu", "memory_bytes", "os_reserved_bytes",
              "accelerator", "energy", "power_modes", "thermal_zones", "throttling", "battery",
-             "runtime_defaults", "memory_bandwidth")
+             "runtime_defaults", "memory_bandwidth", "calibration")
 
 
 def load_profile_file(file: str | Path) -> Profile:
@@ -199,6 +201,7 @@ def parse_profile(node: Node, expected_name: str | None = None) -> Profile:
     if cores is not None and threads is not None and threads > cores:
         raise cpu.get("threads").fail(f"must be <= cores ({cores})")
     rt = _runtime_defaults(node.get("runtime_defaults"), threads)
+    sensors = _sensors(node.get("energy"))
     return Profile(
         name=name,
         description=node.get("description").str(),
@@ -211,7 +214,7 @@ def parse_profile(node: Node, expected_name: str | None = None) -> Profile:
         memory_bytes=_opt_int(node.get("memory_bytes"), 1) if node.has("memory_bytes") else None,
         os_reserved_bytes=node.opt("os_reserved_bytes", "int", 0, min=0),
         accelerator=node.get("accelerator").str() if node.has("accelerator") else None,
-        sensors=_sensors(node.get("energy")),
+        sensors=sensors,
         estimate=_estimate(node.get("energy")),
         power_modes=_power_modes(node.get("power_modes")),
         thermal_zones=_thermal_zones(node.get("thermal_zones")),
@@ -219,6 +222,7 @@ def parse_profile(node: Node, expected_name: str | None = None) -> Profile:
         battery=node.opt("battery", "bool", False),
         runtime_defaults=rt,
         memory_bandwidth=_memory_bandwidth(node.get("memory_bandwidth")),
+        calibration=_calibration(node.get("calibration"), sensors),
     )
 
 
@@ -299,6 +303,26 @@ def _memory_bandwidth(n: Node) -> MemoryBandwidth | None:
         return None
     n.mapping(("datasheet_bytes_per_s", "source"), required=("datasheet_bytes_per_s", "source"))
     return MemoryBandwidth(n.get("datasheet_bytes_per_s").float(min=1.0), n.get("source").str())
+
+
+def _calibration(n: Node, sensors: tuple[str, ...]) -> str | None:
+    """`calibration: <file>` (relative to the profile's folder): read and checked here, so a
+    missing file or one for a sensor the profile does not list fails when the profile loads."""
+    if n.value is None:
+        return None
+    from ..energy.calibration import load_calibration
+
+    path = Path(n.str())
+    if not path.is_absolute():
+        path = Path(n.file).resolve().parent / path
+    try:
+        cal = load_calibration(path)
+    except HarnessError as e:
+        raise n.fail(str(e)) from None
+    if cal.sensor not in sensors:
+        raise n.fail(f"{path} calibrates sensor '{cal.sensor}', which this profile's "
+                     f"energy.sensors ({', '.join(sensors)}) does not list")
+    return str(path)
 
 
 def _power_modes(n: Node) -> PowerModes:

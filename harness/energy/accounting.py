@@ -11,6 +11,7 @@ import math
 from .config import ScriptedParams
 from .sensors import scripted
 from .trace import Trace
+from .uncertainty import provenance_fields, record_fields
 
 J_PER_KWH = 3.6e6
 
@@ -44,6 +45,8 @@ def account(trace: Trace, window: tuple[float, float], phases: dict[str, tuple[f
     rec.update(_figures(trace, window, phases, baseline, tokens_in, tokens_out, n_decode,
                         carbon_g_per_kwh))
     rec.update(energy_valid=True, energy_invalid_reason=None)
+    rec.update(record_fields(trace.sensor, rec["power_avg_w"], trace.achieved_rate_hz,
+                             window[1] - window[0], {k: b - a for k, (a, b) in phases.items()}))
     if "scripted_params" in trace.sensor:  # test-only sensor: the analytic truth, for e2e checks
         rec["energy_scripted_true_j"] = scripted.true_energy_j(
             ScriptedParams(**trace.sensor["scripted_params"]), *window)
@@ -64,7 +67,8 @@ def _provenance(trace: Trace, carbon_g_per_kwh: float, carbon_source: str | None
             "energy_model": s.get("model"), "energy_coverage": s.get("coverage"),
             "sample_rate_hz": round(rate, 3) if rate else None,
             "sample_count": trace.sample_count, "sample_gaps": trace.gaps,
-            "carbon_intensity_g_per_kwh": carbon_g_per_kwh, "carbon_source": carbon_source}
+            "carbon_intensity_g_per_kwh": carbon_g_per_kwh, "carbon_source": carbon_source,
+            **provenance_fields(s)}
 
 
 def _window_problem(trace: Trace, window: tuple[float, float],

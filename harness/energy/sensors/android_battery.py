@@ -30,6 +30,7 @@ import time
 from ... import sysfs
 from ..base import PowerSensor, SensorProblem
 from ..config import EnergyConfig
+from ..uncertainty import Accuracy
 
 SUPPLIES = "/sys/class/power_supply"
 MV_BELOW = 100_000  # voltage_now below this is mV (100 V), above is uV (0.1 V)
@@ -39,6 +40,12 @@ UA, MA = 1e-6, 1e-3
 UNPLUG_FIX = ("unplug the charger (drive the phone over wireless adb, or start the run in Termux "
               "and unplug)")
 POWER_FIELDS = ("power_now", "current_now")
+# Stated accuracy (harness.energy.uncertainty): none is published per phone.
+ACCURACY = Accuracy(
+    gain_limit=None, offset_limit_w=0.0, update_interval_s=0.0,
+    source="fuel-gauge accuracy is not published per phone, and vendors filter current_now "
+           "over their own interval; calibrate against a USB meter on the charging path for a "
+           "figure.")
 
 
 def find_battery() -> str | None:

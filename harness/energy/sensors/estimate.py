@@ -16,11 +16,16 @@ from typing import Any, Callable
 from .. import cpu_power
 from ..base import ESTIMATED, CounterSensor, SensorProblem
 from ..config import EnergyConfig
+from ..uncertainty import Accuracy
 
 MODEL = "cpu-tdp-linear"
 _FIX = ("add `estimate: {tdp_w: <W>, idle_w: <W>, source: <datasheet or measurement>}` to the "
         "device profile")
 LOOKUPS = ("codecarbon",)
+# Stated accuracy (harness.energy.uncertainty): a model, whose error is not known.
+ACCURACY = Accuracy(
+    gain_limit=None, offset_limit_w=0.0, update_interval_s=0.0,
+    source="a CPU-load x TDP model, not a measurement: its error is unknown.")
 
 
 class CpuTdpEstimate(CounterSensor):

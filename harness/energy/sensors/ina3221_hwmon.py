@@ -14,6 +14,7 @@ import re
 
 from ... import sysfs
 from ..config import EnergyConfig
+from ..uncertainty import Accuracy
 from .rail_sum import RailSumSensor, open_rails
 
 BASE = "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
@@ -22,6 +23,16 @@ INA238_DEFAULT_LABEL = "VIN"
 PERMISSION_FIX = "run as a user that can read the hwmon files (on Jetson: root, or add a udev rule)"
 ABSENT_FIX = ("this reader needs a Jetson on JetPack 5+; on JetPack 4 use ina3221_iio, or "
               "tegrastats")
+# Stated accuracy (harness.energy.uncertainty): limits from the chip's datasheet. Power = V x I
+# from one ADC, so the two gain errors add linearly (TI's own power figure). The shunt offset
+# (+-80 uV) becomes watts only through the board's shunt resistor, which the kernel does not
+# expose: it is left to a calibration against a meter (docs/calibration.md).
+ACCURACY = Accuracy(
+    gain_limit=0.005, offset_limit_w=0.0, update_interval_s=0.0,
+    source="TI INA3221 datasheet (SBOS576): shunt and bus voltage gain error 0.25% max each, "
+           "power V x I 0.5% max (TI product page: power measurement accuracy 0.5%); shunt "
+           "offset +-80 uV max depends on the board's shunt (not exposed): calibrate to remove "
+           "it. The AGX Thor's INA238 VIN is given the same figure.")
 
 
 class Channel:

@@ -9,6 +9,7 @@ import re
 
 from ... import sysfs
 from ..config import EnergyConfig
+from .ina3221_hwmon import ACCURACY  # noqa: F401  the same chip: the same stated accuracy
 from .rail_sum import RailSumSensor, open_rails
 
 BASE = "/sys/bus/i2c/drivers/ina3221x/*/iio:device*"

@@ -10,8 +10,15 @@ import importlib
 
 from ..base import CounterSensor, SensorProblem
 from ..config import EnergyConfig
+from ..uncertainty import Accuracy
 
 FIX_INSTALL = "pip install edgebench[nvml] (nvidia-ml-py)"
+# Stated accuracy (harness.energy.uncertainty).
+ACCURACY = Accuracy(
+    gain_limit=0.05, offset_limit_w=0.0, update_interval_s=0.1,
+    source="NVML nvmlDeviceGetPowerUsage documentation: accurate to within +-5% of current power "
+           "draw (stated for Fermi and Kepler; NVIDIA states no figure for later GPUs, so the "
+           "same is assumed); the energy counter updates every 20-100 ms (0.1 s used)")
 
 
 class Nvml(CounterSensor):

@@ -16,6 +16,7 @@ import re
 from ... import sysfs
 from ..base import CounterSensor, SensorProblem
 from ..config import EnergyConfig
+from ..uncertainty import Accuracy
 
 FILES = "/sys/bus/iio/devices/iio:device*/energy_value"
 _CHANNEL = re.compile(r"^CH(\d+)\(T=(\d+)\)\[([^\]]+)\],\s*(\d+)\s*$")
@@ -26,6 +27,10 @@ _BY_NAME = (("DISP", "Display"), ("MODEM", "Cellular"), ("RFFE", "Cellular"),
             ("WLAN", "WLAN/BT"), ("GNSS", "GNSS"), ("CPUCL", "CPU"), ("G3D", "GPU"),
             ("TPU", "Tensor"), ("MIF", "Memory"), ("MEM", "Memory"), ("VDD2", "Memory"),
             ("VDDQ", "Memory"), ("AOC", "SoC"), ("VDD_INT", "SoC"))
+# Stated accuracy (harness.energy.uncertainty): none is published.
+ACCURACY = Accuracy(
+    gain_limit=None, offset_limit_w=0.0, update_interval_s=0.0,
+    source="Google publishes no accuracy for the Pixel on-device power monitor (ODPM).")
 
 
 def parse_energy_value(text: str) -> dict[str, int]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from ..base import ESTIMATED, PowerSensor
 from ..config import EnergyConfig
+from ..uncertainty import Accuracy
 from ..tool import StreamingTool, find_tool
 
 FIX = ("powermetrics needs root without a password prompt: run the harness with sudo, or add "
@@ -34,6 +35,10 @@ _INTEL = re.compile(
     r"^Intel energy model derived package power \(CPUs\+GT\+SA\):\s*([0-9.]+)\s*W\s*$")
 _HEADERS = ("*** Sampled system activity", "*** Summary system activity")
 _SECTION = "****"
+# Stated accuracy (harness.energy.uncertainty): an estimate from Apple's model; none published.
+ACCURACY = Accuracy(
+    gain_limit=None, offset_limit_w=0.0, update_interval_s=0.0,
+    source="Apple describes powermetrics power as estimates and publishes no accuracy.")
 
 
 @dataclass(frozen=True)

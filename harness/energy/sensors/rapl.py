@@ -9,6 +9,7 @@ from __future__ import annotations
 from ... import sysfs
 from ..base import CounterSensor, SensorProblem, WrapCounter
 from ..config import EnergyConfig
+from ..uncertainty import Accuracy
 
 POWERCAP = "/sys/class/powercap"
 PERMISSION_FIX = ("energy_uj is root-only since CVE-2020-8694: run "
@@ -16,6 +17,15 @@ PERMISSION_FIX = ("energy_uj is root-only since CVE-2020-8694: run "
                   "install a udev rule, e.g. /etc/udev/rules.d/70-rapl.rules with "
                   "ACTION==\"add\", SUBSYSTEM==\"powercap\", KERNEL==\"intel-rapl:*\", "
                   "RUN+=\"/bin/chmod o+r /sys%p/energy_uj\"")
+# Stated accuracy (harness.energy.uncertainty): none is published for the energy itself.
+ACCURACY = Accuracy(
+    gain_limit=None, offset_limit_w=0.0, update_interval_s=0.001,
+    source="Intel and AMD publish no accuracy for RAPL energy. Known behaviour: measured since "
+           "Haswell (Hackenberg et al. 2015, 'An Energy Efficiency Feature Survey of the Intel "
+           "Haswell Processor'), modelled before it and on AMD Zen (Schoene et al. 2021, "
+           "'Energy Efficiency Aspects of the AMD Zen 2 Architecture'); counter unit 2^-16 J, "
+           "updated about every 1 ms (Intel SDM vol. 3B, RAPL interfaces). Calibrate against a "
+           "meter for a figure.")
 
 
 class Zone:

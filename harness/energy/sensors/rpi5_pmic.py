@@ -11,6 +11,7 @@ import re
 
 from ..base import PowerSensor, SensorProblem
 from ..config import EnergyConfig
+from ..uncertainty import Accuracy
 from ..tool import run_tool
 
 _LINE = re.compile(r"^\s*(\S+)_([AV])\s+(?:current|volt)\(\d+\)=([-+0-9.eE]+)[AV]\s*$")
@@ -20,6 +21,12 @@ NO_PMIC_FIX = ("this board has no PMIC ADC (Raspberry Pi 4 and older have no pow
 UNDERESTIMATE_NOTE = ("PMIC rails only: misses the 5 V side (USB, fan, HAT, conversion losses), "
                       "so it under-estimates input power")
 TIMEOUT_S = 2.0
+# Stated accuracy (harness.energy.uncertainty): none is published.
+ACCURACY = Accuracy(
+    gain_limit=None, offset_limit_w=0.0, update_interval_s=0.0,
+    source="Raspberry Pi publishes no accuracy for the Pi 5 PMIC ADC behind `vcgencmd "
+           "pmic_read_adc`; it also misses the 5 V side (a coverage bias, see the notes). "
+           "Calibrate it against a USB meter (docs/calibration.md) for a figure.")
 
 
 def parse_rails(text: str) -> dict[str, tuple[float, float]]:

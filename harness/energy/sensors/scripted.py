@@ -13,6 +13,11 @@ import time
 from ...errors import SensorError
 from ..base import SCRIPTED, CounterSensor, PowerSensor, Sensor
 from ..config import EnergyConfig, ScriptedParams
+from ..uncertainty import Accuracy
+
+# Stated accuracy (harness.energy.uncertainty): the analytic curve is exact.
+ACCURACY = Accuracy(gain_limit=0.0, offset_limit_w=0.0, update_interval_s=0.0,
+                    source="test-only analytic curve: exact by construction")
 
 
 def power_w(p: ScriptedParams, t: float) -> float:

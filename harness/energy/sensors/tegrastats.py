@@ -15,6 +15,7 @@ from ..base import PowerSensor
 from ..config import EnergyConfig
 from ..tool import StreamingTool, find_tool
 from . import jetson_rails
+from .ina3221_hwmon import ACCURACY  # noqa: F401  tegrastats prints the INA3221 rails
 from .rail_sum import MAX_POWER_W
 
 _VALUE = r"-?\d+(?:mW)?"
