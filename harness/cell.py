@@ -26,6 +26,7 @@ from .faults import maybe_inject
 from .matrix import Cell
 from .devices.contention import ContentionWindow
 from .devices.threads import ThreadChoice
+from .energy.calibration import apply_calibration
 from .records import Repetition, split_cell_fields
 from .workloads import WorkloadResult, kind_module
 
@@ -263,6 +264,7 @@ def run_cell(p: CellPayload, emit: Emit) -> None:
     # Emulation limits cores and memory only: power and state are this host's, read with its profile.
     state_before = devices.read_state(p.host_profile)
     sensor = energy.open_sensor(cell.energy, list(p.host_profile.sensors), _as_dict(p.host_profile.estimate))
+    sensor = apply_calibration(sensor, getattr(p.host_profile, "calibration", None))
     try:
         _measure(p, emit, sensor, state_before, applied)
     finally:

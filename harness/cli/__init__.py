@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "check": "Check a run against energy/speed/quality budgets or a baseline run",
     "devices": "List hardware profiles, or detect this machine's profile and sensors",
     "compress": "Build a compression level of a model (quantize, prune, export to ONNX)",
+    "calibrate": "Calibrate a power sensor against a reference meter (writes a calibration file)",
 }
 
 
