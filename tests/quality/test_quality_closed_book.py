@@ -175,3 +175,41 @@ def test_collapsed_model_is_reported_plainly():
 def test_too_many_samples_is_a_clear_error():
     with pytest.raises(HarnessError, match="has only"):
         closed_book.run(FakeBackend(oracle), cfg(samples=len(ITEMS) + 1), FakeContext())
+
+
+@pytest.mark.parametrize("output, label, rule", [
+    ("It is a planet because it is a star.", "hallucinated", "premise_affirmed"),  # the case
+    ("It is a planet, not a star.", "hallucinated", "premise_affirmed"),
+    ("It is not a planet; it is a star.", "correct", "premise_corrected"),
+    ("The Sun is a star, not a planet.", "correct", "premise_corrected"),
+    ("It isn't one.", "correct", "premise_corrected"),
+    ("Because it is hot.", "hallucinated", "premise_not_corrected"),
+    ("I don't know.", "correct", "declined"),
+])
+def test_a_correction_must_not_affirm_the_premise(output, label, rule):
+    sun = next(it for it in ITEMS if it["id"] == "cb0433")
+    v = closed_book.verdict(sun, output)
+    assert (v.label, v.rule) == (label, rule)
+
+
+def test_claims_negated_after_them_are_not_affirmations():
+    gogh = next(it for it in ITEMS if it["id"] == "cb0428")
+    assert closed_book.verdict(gogh, "He won none.").label == "correct"
+    assert closed_book.verdict(gogh, "He won two.").rule == "premise_affirmed"
+
+
+def test_every_false_premise_item_has_reviewed_claims():
+    fp = [it for it in ITEMS if it["type"] == "false_premise"]
+    assert fp and all(isinstance(it["premise_claims"], list) for it in fp)
+    # a claim must not be one of the item's own correction keywords
+    for it in fp:
+        kws = {closed_book.scoring.normalize_answer(k) for k in it["premise_keywords"]}
+        assert not kws & {closed_book.scoring.normalize_answer(c) for c in it["premise_claims"]}
+
+
+def test_labels_name_their_rule():
+    it = item("answerable", answers=["Paris"])
+    assert closed_book.verdict(it, "Paris").rule == "alias"
+    assert closed_book.verdict(it, "Lyon").rule == "wrong_answer"
+    assert closed_book.verdict(it, "").rule == "empty"
+    assert closed_book.verdict(it, "Not sure").rule == "declined"

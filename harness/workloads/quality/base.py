@@ -17,8 +17,11 @@ from ...stats import wilson_ci
 # Keys every quality workload entry accepts; each kind adds its own.
 BASE_KEYS: tuple[str, ...] = ("name", "kind", "samples", "seed", "max_tokens")
 
-# The labels a generated answer can get (closed_book and halueval).
+# The labels a generated answer can get (closed_book and halueval). OTHER: HaluEval's first rules
+# (closer to neither reference), kept so old samples files still read; UNSCORABLE: no rule decides.
 CORRECT, HALLUCINATED, ABSTAINED, OTHER = "correct", "hallucinated", "abstained", "other"
+UNSCORABLE = "unscorable"
+EXCLUDED = "excluded"  # an item whose data-set key our review rejected: in no rate
 
 T = TypeVar("T")
 
@@ -61,10 +64,14 @@ def label_metrics(labels: Sequence[str], empty: Sequence[bool]) -> tuple[dict[st
 
     hallucination_rate = hallucinated / all; accuracy = correct / all; abstention_rate =
     abstained / all (empty answers included); hallucination_rate_attempted = hallucinated /
-    (all - abstained). empty_rate is reported on its own so a collapsed model is plain to see.
+    (all - abstained); unscorable_rate = answers no rule could decide / all. empty_rate is
+    reported on its own so a collapsed model is plain to see.
     """
+    empty = [e for lab, e in zip(labels, empty) if lab != EXCLUDED]
+    labels = [lab for lab in labels if lab != EXCLUDED]
     n = len(labels)
-    counts = {lab: sum(1 for x in labels if x == lab) for lab in (CORRECT, HALLUCINATED, ABSTAINED)}
+    counts = {lab: sum(1 for x in labels if x == lab)
+              for lab in (CORRECT, HALLUCINATED, ABSTAINED, UNSCORABLE)}
     n_empty = sum(1 for e in empty if e)
     attempted = n - counts[ABSTAINED]
     metrics: dict[str, float] = {"n_items": float(n)}
@@ -73,6 +80,7 @@ def label_metrics(labels: Sequence[str], empty: Sequence[bool]) -> tuple[dict[st
     _rate(metrics, "abstention_rate", counts[ABSTAINED], n)
     _rate(metrics, "hallucination_rate_attempted", counts[HALLUCINATED], attempted)
     _rate(metrics, "empty_rate", n_empty, n)
+    _rate(metrics, "unscorable_rate", counts[UNSCORABLE], n)
     warnings = []
     if n_empty:
         warnings.append(f"{n_empty} of {n} answers were empty and count as abstentions"

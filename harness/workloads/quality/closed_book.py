@@ -17,6 +17,12 @@ from ...schema import Node
 from . import scoring
 from ..base import WorkloadContext, WorkloadResult
 from .base import ABSTAINED, CORRECT, HALLUCINATED, base_settings, label_metrics, select
+from .grounded import NEGATIONS, Verdict
+
+# A premise claim counts as negated when one of these precedes it within CLAIM_NEGATION_WINDOW
+# tokens ("is not a planet") or follows it at once ("he won none").
+CLAIM_NEGATION_WINDOW = 3
+NEGATED_AFTER = frozenset("no none nothing zero 0 neither".split())
 
 DATA_FILE = "closed_book.jsonl"
 ITEM_TYPES = ("answerable", "unanswerable", "false_premise")
@@ -64,6 +70,9 @@ def load_items() -> list[dict[str, Any]]:
             raise HarnessError(f"{DATA_FILE}: answerable item {it['id']} lists no answers")
         if it["type"] == "false_premise" and not it.get("premise_keywords"):
             raise HarnessError(f"{DATA_FILE}: false-premise item {it['id']} lists no premise_keywords")
+        if it["type"] == "false_premise" and not isinstance(it.get("premise_claims"), list):
+            raise HarnessError(f"{DATA_FILE}: false-premise item {it['id']} needs premise_claims "
+                               "(a list, maybe empty)")
     return items
 
 
@@ -73,27 +82,53 @@ def build_prompt(question: str) -> str:
 
 
 def label_answer(item: dict[str, Any], output: str) -> tuple[str, str | None]:
-    """(label, what matched) for one answer; the rule is in docs/quality.md.
+    """(label, what matched) for one answer; `verdict` also names the rule."""
+    v = verdict(item, output)
+    return v.label, v.matched
+
+
+def verdict(item: dict[str, Any], output: str) -> Verdict:
+    """The label of one answer and the rule that decided it (docs/quality.md).
 
     Empty output is always `abstained`, even where declining is right, so a collapsed model
     shows as 100% abstention rather than as partly correct.
     """
     if scoring.is_empty(output):
-        return ABSTAINED, None
+        return Verdict(ABSTAINED, "empty")
+    phrase = scoring.abstention_phrase(output)
     if item["type"] == "answerable":
         alias = scoring.first_match(output, item["answers"])
         if alias is not None:
-            return CORRECT, alias
-        phrase = scoring.abstention_phrase(output)
-        return (ABSTAINED, phrase) if phrase else (HALLUCINATED, None)
+            return Verdict(CORRECT, "alias", alias)
+        if phrase:
+            return Verdict(ABSTAINED, "declined", phrase)
+        return Verdict(HALLUCINATED, "wrong_answer")
     # unanswerable / false premise: declining or correcting the premise is the right answer
-    phrase = scoring.abstention_phrase(output)
     if phrase is not None:
-        return CORRECT, phrase
+        return Verdict(CORRECT, "declined", phrase)
+    claim = affirmed_claim(output, item.get("premise_claims", []))
+    if claim is not None:  # "It is a planet because it is a star": a fact inside an affirmation
+        return Verdict(HALLUCINATED, "premise_affirmed", claim)
     keyword = scoring.first_match(output, item.get("premise_keywords", []))
     if keyword is not None:
-        return CORRECT, keyword
-    return HALLUCINATED, None
+        return Verdict(CORRECT, "premise_corrected", keyword)
+    rule = "answered_unanswerable" if item["type"] == "unanswerable" else "premise_not_corrected"
+    return Verdict(HALLUCINATED, rule)
+
+
+def affirmed_claim(output: str, claims: list[str]) -> str | None:
+    """The first premise claim the answer states without negating it, else None."""
+    said = scoring.tokens(output)
+    for claim in claims:
+        need = scoring.tokens(claim)
+        for i in range(len(said) - len(need) + 1):
+            if said[i:i + len(need)] != need:
+                continue
+            before = said[max(0, i - CLAIM_NEGATION_WINDOW):i]
+            after = said[i + len(need):i + len(need) + 1]
+            if not (set(before) & NEGATIONS or set(after) & NEGATED_AFTER):
+                return claim
+    return None
 
 
 def run(backend: Backend, config: Config, ctx: WorkloadContext) -> WorkloadResult:
@@ -104,12 +139,13 @@ def run(backend: Backend, config: Config, ctx: WorkloadContext) -> WorkloadResul
         prompt = build_prompt(item["question"])
         gen = backend.generate(prompt, config.max_tokens, stop=STOP, add_bos=True)
         output = gen.text.strip()
-        label, matched = label_answer(item, output)
+        v = verdict(item, output)
         tokens_in += gen.tokens_in
         tokens_out += gen.tokens_out
         rows.append({"id": item["id"], "type": item["type"], "category": item["category"],
                      "question": item["question"], "prompt": prompt, "output": output,
-                     "label": label, "matched": matched, "empty": scoring.is_empty(output),
+                     "label": v.label, "rule": v.rule, "matched": v.matched,
+                     "empty": scoring.is_empty(output),
                      "references": item["answers"] or item.get("premise_keywords", []),
                      "stop_reason": gen.stop_reason, "tokens_out": gen.tokens_out})
     metrics, warnings = label_metrics([r["label"] for r in rows], [r["empty"] for r in rows])

