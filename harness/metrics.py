@@ -129,8 +129,12 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
        "Abstained answers / all items.", budget=False, **_Q),
     _m("empty_rate", "1", "lower", "quality", "Empty answers", "%", 100.0, "{:.1f}",
        "Empty answers / all items.", **_Q),
+    _m("unscorable_rate", "1", "lower", "quality", "Unscorable answers", "%", 100.0, "{:.1f}",
+       "Answers no scoring rule could decide (neither correct, hallucinated nor abstained) / all "
+       "items; they count as attempted.", **_Q),
     _m("neither_rate", "1", None, "quality", "Neither right nor hallucinated", "%", 100.0,
-       "{:.1f}", "HaluEval answers close to neither reference / all items.", budget=False, **_Q),
+       "{:.1f}", "Runs scored by HaluEval's first (F1) rules only: answers close to neither "
+       "reference / all items; `python -m harness rescore` relabels them.", budget=False, **_Q),
     _m("mc1", "1", "higher", "quality", "TruthfulQA MC1", "%", 100.0, "{:.1f}",
        "Share of questions whose best-scored choice is the true one.", **_Q),
     _m("mc2", "1", "higher", "quality", "TruthfulQA MC2", "%", 100.0, "{:.1f}",
