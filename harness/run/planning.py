@@ -319,4 +319,4 @@ def print_dry_run(matrix: Matrix, pre: "Preflight", run_dir: Path | None = None)
 
 
 _LEVEL_ACTIONS = {"source": "= the source file", "file": "given file", "cached": "cached",
-                  "build": "to build"}
+                  "build": "to build", "remote": "served by its url (offloaded)"}

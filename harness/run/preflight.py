@@ -70,7 +70,7 @@ class Level:
 
     model: str
     level: str
-    action: str  # "source" | "file" | "cached" | "build"
+    action: str  # "source" | "file" | "cached" | "build" | "remote"
     estimated_bytes: int = 0  # of a build (0 otherwise)
 
 
@@ -281,6 +281,8 @@ def _level(matrix: Matrix, cell: Cell, j: int, src: ModelFile) -> tuple[Level | 
     lv, model, file = cell.level, cell.model, str(matrix.file)
     if runtime_of(lv) == "onnx":
         return _onnx_level(file, j, cell, src)
+    if runtime_of(lv) == "openai_http":  # a server's model: nothing to build (reached at load)
+        return Level(model.name, lv.name, "remote"), None
     if lv.kind == "path":
         from ..models import resolve_path
 
