@@ -60,6 +60,10 @@ def run_matrix(options: RunOptions) -> int:
     run_dir = Path(options.resume) if options.resume else None
     out = Path(options.output_dir) if options.output_dir else None
     pre = preflight(matrix, Request(options.emulate, options.device, out, run_dir), manifest, finished)
+    all_cells = pre.cells
+    if options.cell_ids is not None:  # a fleet device's share (its reference levels stay prepared)
+        pre.cells = [c for c in pre.cells if c.key.cell_id in options.cell_ids]
+        pre.todo = [c for c in pre.todo if c.key.cell_id in options.cell_ids]
     if not pre.todo:
         print(f"run {run_dir} is complete: all {len(pre.cells)} cells finished, nothing is left to "
               f"run. See its report ({run_dir}/report.html) or rebuild it with "
@@ -71,8 +75,8 @@ def run_matrix(options: RunOptions) -> int:
     device, cells, todo = pre.device, pre.cells, pre.todo
     carbon = carbon_intensity(matrix.energy)
     seconds, unknown = estimate_s(todo, load_calibration(device))
-    progress = Progress(cells, options.quiet, calibrated_s=None if unknown else seconds)
-    prepared = prepare_artifacts(todo + reference_cells(todo, cells), progress.say)
+    progress = (options.progress or Progress)(cells, options.quiet, calibrated_s=None if unknown else seconds)
+    prepared = prepare_artifacts(todo + reference_cells(todo, all_cells), progress.say)
     writer, run_id = _writer(options, matrix, device, manifest)
     with _NewRunFolder(writer.dir, new=manifest is None) as folder, RunLock(writer.dir):
         if manifest is not None:
@@ -81,7 +85,8 @@ def run_matrix(options: RunOptions) -> int:
             bandwidth = probe_bandwidth(todo, device, progress.say)
             _copy_matrix(matrix, writer.dir)
             writer.write_manifest(build_manifest(run_id, matrix, device, energy_manifest(matrix, carbon),
-                                                 options.argv) | {"memory_bandwidth": bandwidth})
+                                                 options.argv) | {"memory_bandwidth": bandwidth}
+                                 | options.manifest_extra)
             folder.started = True
         progress.say(f"run {run_id}: {len(cells)} cells on {device.profile.name}"
                      f"{' (emulated)' if device.emulated else ''} -> {writer.dir}"
