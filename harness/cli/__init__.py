@@ -19,6 +19,8 @@ SUBCOMMANDS = {
     "devices": "List hardware profiles, or detect this machine's profile and sensors",
     "compress": "Build a compression level of a model (quantize, prune, export to ONNX)",
     "calibrate": "Calibrate a power sensor against a reference meter (writes a calibration file)",
+    "fleet": "Drive a lab of devices over ssh/adb from this controller (run, status, setup)",
+    "meter": "Serve this machine's energy per time window to devices that offload to it",
 }
 
 
