@@ -30,7 +30,7 @@ class Metric:
     fmt: str  # format of the shown value
     doc: str  # what it means, for docs/records.md
     summarised: bool = True  # cell summaries carry mean/median/p90/stdev/CI/n
-    budget: bool = True  # `check` may put a limit on it
+    budget: bool = True  # no longer read: `check` limits every summarised metric (budget_sides)
     unstable_check: bool = True  # flagged when stdev > 10% of mean (timing/energy/memory)
 
     @property
@@ -225,9 +225,21 @@ def summarised() -> tuple[str, ...]:
     return tuple(n for n, m in METRICS.items() if m.summarised)
 
 
+def budget_sides(name: str) -> tuple[str, ...]:
+    """Where budgets.yaml may limit a metric: ("max",) when lower is better, ("min",) when higher
+    is better, ("max", "min") for one without a better direction (a count, a length: a range to
+    stay in); () when no cell summary carries it. Every summarised metric is budgetable, so a
+    figure the report shows can always be gated (issue 17: `co2e_g`, `tokens_per_j`)."""
+    m = METRICS[name]
+    if not m.summarised:
+        return ()
+    return {"lower": ("max",), "higher": ("min",)}.get(m.better or "", ("max", "min"))
+
+
 def budgetable(better: str | None = None) -> tuple[str, ...]:
-    """Metrics `check` accepts; `better`="lower" for `max:` limits, "higher" for `min:`."""
-    return tuple(n for n, m in METRICS.items() if m.budget and (better is None or m.better == better))
+    """Metrics `check` accepts; `better`="lower": those allowed under `max:`, "higher": under `min:`."""
+    side = {None: None, "lower": "max", "higher": "min"}[better]
+    return tuple(n for n in METRICS if budget_sides(n) and (side is None or side in budget_sides(n)))
 
 
 def of_kind(*kinds: str) -> tuple[str, ...]:

@@ -526,7 +526,7 @@ def _metric_table() -> list[str]:
     for n, m in registry.METRICS.items():
         better = m.better or "-"
         out.append(f"| `{n}` | {m.unit} | {better} | {m.kind} | {'yes' if m.summarised else 'no'} "
-                   f"| {'yes' if m.budget and m.better else 'no'} | {m.doc} |")
+                   f"| {' or '.join(f'{x}:' for x in registry.budget_sides(n)) or 'no'} | {m.doc} |")
     return out + [""]
 
 

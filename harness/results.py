@@ -44,6 +44,8 @@ _INTERVAL = ("_ci95_low", "_ci95_high")
 def load(paths: Sequence[str | Path], kind: str = "repetition") -> "pandas.DataFrame":
     """Read run directories (or folders of runs, or globs) into one DataFrame.
 
+    Runs are not merged: every run's rows are there, each with `run_status` ("complete", or
+    "interrupted": store.RunState), so a notebook can apply the report's rule or its own.
     kind="repetition": one row per measured repetition of a finished cell. kind="cell": one row
     per cell (its summary: each metric's mean under the metric's name, then `<metric>_median`,
     `_p90`, `_stdev`, `_ci95_low`, `_ci95_high`, `_n`), plus a row per failed cell with
@@ -81,29 +83,30 @@ def repetitions_frame(runs: Iterable[Run], columns: Sequence[str] | None = None)
     for run in runs:
         rid, host = run_id_of(run), host_of(run)
         constants = {s["cell_id"]: _cell_constants(s) for s in run.summaries}
+        status = run.state.status
         for r in run.repetitions:
-            row = {"run_id": rid, "host": host} | constants.get(r["cell_id"], {})
+            row = {"run_id": rid, "host": host, "run_status": status} | constants.get(r["cell_id"], {})
             row.update((k, v) for k, v in r.items() if k not in _SKIP)
             rows.append(row)
-    return _frame(rows, columns, first=("repetition", "attempt"))
+    return _frame(rows, columns, first=("repetition", "attempt", "run_status"))
 
 
 def cells_frame(runs: Iterable[Run], columns: Sequence[str] | None = None) -> "pandas.DataFrame":
     """One row per cell summary (metrics flattened to mean + statistics) and per failed cell."""
     rows = []
     for run in runs:
-        rid, host = run_id_of(run), host_of(run)
+        rid, host, status = run_id_of(run), host_of(run), run.state.status
         for s in run.summaries:
-            row = {"run_id": rid, "host": host, "status": s.get("status") or "ok",
+            row = {"run_id": rid, "host": host, "run_status": status, "status": s.get("status") or "ok",
                    "n_repetitions": s.get("n_repetitions")} | _cell_constants(s)
             row["unstable"] = list(s.get("unstable") or [])
             row["warnings"] = [str(w) for w in s.get("warnings") or []]
             row.update(summary_metrics(s.get("metrics") or {}))
             rows.append(row)
         for f in run.failures:
-            rows.append({"run_id": rid, "host": host, "status": "failed"}
+            rows.append({"run_id": rid, "host": host, "run_status": status, "status": "failed"}
                         | {k: v for k, v in f.items() if k not in _SKIP})
-    return _frame(rows, columns, first=("status", "n_repetitions"))
+    return _frame(rows, columns, first=("status", "n_repetitions", "run_status"))
 
 
 def _cell_constants(summary: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from ..errors import HarnessError
 from ..stats import mann_whitney_p, t975
 from ..store import Run
 from .cells import CheckedCell, MetricStats, cells_of
-from .spec import METRICS, Metric
+from .spec import DIRECTED_METRICS, Metric
 
 # Compared when --metrics is not given (the headline figures; any budgetable metric may be named).
 DEFAULT_METRICS = ("energy_per_decode_token_j", "energy_gross_j", "energy_net_j",
@@ -185,7 +185,7 @@ def compare_runs(base: Run, cur: Run, tolerance: float, metrics: list[str] | Non
                  require_measured: bool = False) -> list[Verdict]:
     """Every shared cell x metric; cells in only one run are listed, not silently dropped."""
     assert_comparable(base, cur)
-    chosen = [METRICS[m] for m in (metrics or DEFAULT_METRICS)]
+    chosen = [DIRECTED_METRICS[m] for m in (metrics or DEFAULT_METRICS)]
     group = f"baseline {base.manifest.get('run_id') or base.path.name}"
     base_cells = {c.key: c for c in cells_of(base)}
     cur_cells = {c.key: c for c in cells_of(cur)}

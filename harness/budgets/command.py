@@ -15,7 +15,7 @@ from ..store import LOCK_FILE, iter_run_dirs, load_run
 from .baseline import compare_runs
 from .checks import check_budgets
 from .output import format_table, summary_line, to_junit, to_markdown
-from .spec import METRICS, load_budgets, parse_tolerance
+from .spec import DIRECTED_METRICS, load_budgets, parse_tolerance
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def check_run(options: CheckOptions) -> int:
     if not options.budgets and not options.baseline:
         raise HarnessError("check needs --budgets YAML, --baseline RUN_DIR, or both")
     tolerance = parse_tolerance(options.tolerance)
-    metrics = _metric_list(options.metrics, METRICS)
+    metrics = _metric_list(options.metrics, DIRECTED_METRICS)
     budgets = load_budgets(options.budgets) if options.budgets else []
     current = load_run(_one_run_dir(options.run_dir))
     verdicts = []

@@ -20,25 +20,32 @@ from ..schema import Node, load_yaml
 MATCH_KEYS = ("model", "level", "runtime", "device", "power_mode", "workload")
 
 
-# A budget may limit every metric harness.metrics marks budgetable that has a better direction:
-# `max:` for lower-is-better metrics, `min:` for higher-is-better ones.
-METRICS: dict[str, Metric] = {n: registry.get(n) for n in registry.budgetable()
-                              if registry.get(n).better is not None}
-MAX_METRICS = tuple(n for n, m in METRICS.items() if m.higher_is_worse)
-MIN_METRICS = tuple(n for n, m in METRICS.items() if not m.higher_is_worse)
+# A budget may limit every summarised metric (harness.metrics.budget_sides): `max:` for
+# lower-is-better metrics, `min:` for higher-is-better ones, either for one with no direction
+# (a count or a length, e.g. `min: {n_items: 100}`).
+METRICS: dict[str, Metric] = {n: registry.get(n) for n in registry.budgetable()}
+MAX_METRICS = registry.budgetable("lower")
+MIN_METRICS = registry.budgetable("higher")
+# A baseline comparison needs a direction to call a change worse.
+DIRECTED_METRICS: dict[str, Metric] = {n: m for n, m in METRICS.items() if m.better is not None}
 
 
 @dataclass(frozen=True)
 class Limit:
     metric: Metric
     value: float
+    side: str | None = None  # "max" or "min"; None: the metric's own direction
+
+    @property
+    def is_max(self) -> bool:
+        return self.side == "max" if self.side is not None else self.metric.higher_is_worse
 
     @property
     def relation(self) -> str:
-        return "<=" if self.metric.higher_is_worse else ">="
+        return "<=" if self.is_max else ">="
 
     def holds(self, x: float) -> bool:
-        return x <= self.value if self.metric.higher_is_worse else x >= self.value
+        return x <= self.value if self.is_max else x >= self.value
 
 
 @dataclass(frozen=True)
@@ -78,8 +85,8 @@ def load_budgets(file: str | Path) -> list[Budget]:
 def _parse_budget(node: Node, index: int) -> Budget:
     node.mapping(allowed=("name", "match", "max", "min"))
     patterns = _parse_match(node.get("match")) if node.has("match") else {}
-    limits = _parse_limits(node.get("max"), MAX_METRICS) if node.has("max") else []
-    limits += _parse_limits(node.get("min"), MIN_METRICS) if node.has("min") else []
+    limits = _parse_limits(node.get("max"), MAX_METRICS, "max") if node.has("max") else []
+    limits += _parse_limits(node.get("min"), MIN_METRICS, "min") if node.has("min") else []
     if not limits:
         raise node.fail("a budget needs at least one limit under 'max:' "
                         f"({', '.join(MAX_METRICS)}) or 'min:' ({', '.join(MIN_METRICS)})")
@@ -92,7 +99,7 @@ def _parse_match(node: Node) -> dict[str, tuple[str, ...]]:
     return {k: tuple(n.str_list()) for k, n in node.items() if n.value is not None}
 
 
-def _parse_limits(node: Node, allowed: tuple[str, ...]) -> list[Limit]:
+def _parse_limits(node: Node, allowed: tuple[str, ...], side: str) -> list[Limit]:
     if not isinstance(node.value, dict):
         raise node.fail("expected a mapping of metric: limit")
     out = []
@@ -104,7 +111,7 @@ def _parse_limits(node: Node, allowed: tuple[str, ...]) -> list[Limit]:
             raise child.fail(f"cannot limit this here{hint}; allowed: {', '.join(allowed)}")
         metric = METRICS[key]
         value = parse_bytes(child) if metric.unit == "B" else child.float(min=0.0)
-        out.append(Limit(metric, value))
+        out.append(Limit(metric, value, side))
     return out
 
 

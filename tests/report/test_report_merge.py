@@ -128,3 +128,14 @@ def test_report_strict_exits_2_naming_the_cells(tmp_path):
     assert not (tmp_path / "out").exists()
     done = subprocess.run(cmd[:-3] + cmd[-2:], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_results_frames_keep_every_run_with_its_status(tmp_path):
+    from harness import results
+
+    issue_sequence(tmp_path / "results")
+    cells = results.load([tmp_path / "results"], kind="cell")
+    status = dict(zip(cells.run_id, cells.run_status))
+    assert status == {"run-1": "complete", "run-2": "complete", "run-3": "interrupted"}
+    reps = results.load([tmp_path / "results"])
+    assert set(reps[reps.run_id == "run-3"].run_status) == {"interrupted"}
