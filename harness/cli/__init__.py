@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "calibrate": "Calibrate a power sensor against a reference meter (writes a calibration file)",
     "fleet": "Drive a lab of devices over ssh/adb from this controller (run, status, setup)",
     "meter": "Serve this machine's energy per time window to devices that offload to it",
+    "meter": "Serve this machine's energy per time window to devices that offload to it",
 }
 
 
