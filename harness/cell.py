@@ -161,6 +161,8 @@ class WorkloadCtx:
         self.seed = payload.settings.seed
         self._reference: Backend | None = None
         self.reference_rss_bytes: int | None = None  # set by preload_reference
+        self.profile = payload.host_profile  # whose state readers a soak polls
+        self.sampler: Any = None  # the repetition's running energy Sampler (soak: power per window)
 
     def preload_reference(self, mem: "MemoryWatch", warm_tokens: int) -> None:
         ref = self._payload.reference_artifact
@@ -318,6 +320,7 @@ def _measure(p: CellPayload, emit: Emit, sensor: Any, state_before: dict[str, An
         mem.reset()
         sampler = energy.Sampler(sensor, rate_hz, on_tick=mem.ride())
         sampler.start()
+        ctx.sampler = sampler
         shared = ContentionWindow().start()
         t0 = time.monotonic()
         result: WorkloadResult = mod.run(backend, cell.workload.config, ctx)

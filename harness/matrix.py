@@ -12,7 +12,7 @@ from typing import Any
 from .compress.levels import runtime_of
 from .records import CellKey
 from .schema import Node, load_yaml
-from .workloads import KINDS, SPEED_KINDS, is_speed, kind_module  # noqa: F401 (SPEED_KINDS)
+from .workloads import KINDS, SPEED_KINDS, default_counts, is_speed, kind_module  # noqa: F401 (SPEED_KINDS)
 
 AUTO_DEVICE = "auto"
 
@@ -217,9 +217,9 @@ def _workload(node: Node, repetitions: int, warmup: int, timeout_s: float) -> Wo
                  required=("name", "kind"))
     kind = node.get("kind").str(choices=KINDS)
     mod = kind_module(kind)
-    deterministic = not is_speed(kind)  # greedy quality scoring: one repetition is the answer
-    reps = node.opt("repetitions", "int", 1 if deterministic else repetitions, min=1)
-    wu = node.opt("warmup", "int", 0 if deterministic else warmup, min=0)
+    reps_default, warmup_default = default_counts(kind, repetitions, warmup)
+    reps = node.opt("repetitions", "int", reps_default, min=1)
+    wu = node.opt("warmup", "int", warmup_default, min=0)
     tmo = node.opt("timeout_s", "float", timeout_s, min=1)
     kind_node = Node({k: v for k, v in node.value.items() if k not in COMMON_WORKLOAD_KEYS},
                      node.file, node.path)
@@ -286,6 +286,7 @@ def _check_combinations(root: Node, models: tuple[ModelSpec, ...], levels: tuple
     has_onnx = any(runtime_of(lv) == "onnx" for lv in levels)
     if has_onnx and any(m.path is not None and m.path.is_dir() for m in models):
         raise root.get("models").fail("ONNX levels are built from a GGUF source model file")
+
 
 def _check_remote(root: Node, levels: tuple[Any, ...], workloads: tuple[WorkloadSpec, ...]) -> None:
     """A remote level (runtime openai_http) answers text only: kinds that score logits or time

@@ -191,6 +191,32 @@ def read_battery() -> dict[str, Any]:
     return _termux_battery()
 
 
+def read_battery_gauge() -> dict[str, Any]:
+    """The battery level as finely as the gauge gives it, for a soak's battery figures.
+
+    `capacity` is whole percent; a charge or energy counter with its full value (`charge_now` or
+    Android's `charge_counter` over `charge_full`, `energy_now` over `energy_full`) resolves far
+    less than 1%, so it is preferred; `source` says which was used. Termux without sysfs access:
+    termux-battery-status's whole percent.
+    """
+    supplies = battery_supplies()
+    if not supplies:
+        b = _termux_battery()
+        return {"level_pct": float(b["level_pct"]), "status": b["status"],
+                "source": "termux-battery-status percentage"}
+    d = supplies[0]
+    status = _text(f"{d}/status") if sysfs.exists(f"{d}/status") else None
+    for now, full in (("charge_now", "charge_full"), ("charge_counter", "charge_full"),
+                      ("energy_now", "energy_full")):
+        if sysfs.exists(f"{d}/{now}") and sysfs.exists(f"{d}/{full}"):
+            full_value = _int(f"{d}/{full}")
+            if full_value > 0:
+                return {"level_pct": 100.0 * _int(f"{d}/{now}") / full_value, "status": status,
+                        "source": f"{d}/{now} / {full}"}
+    return {"level_pct": float(_int(f"{d}/capacity")), "status": status,
+            "source": f"{d}/capacity"}
+
+
 def _external_power_online() -> bool | None:
     seen = None
     for d in sysfs.glob("/sys/class/power_supply/*"):
@@ -258,6 +284,9 @@ def _soft(what: str, fn: Callable[[], Any], errors: list[str]) -> Any:
     except Exception as e:  # a reader bug must not lose the cell; it is recorded, not hidden
         errors.append(f"{what}: unexpected {type(e).__name__}: {e}")
     return None
+
+
+soft_read = _soft  # the same fail-soft call for other pollers (harness.workloads.soak)
 
 
 # -- judgement ------------------------------------------------------------------------------

@@ -57,6 +57,18 @@ class Sampler:
                      read_errors=list(self._errors), read_error_count=self._error_count,
                      max_power_w=self.sensor.max_power_w, check_stuck=self.sensor.check_stuck)
 
+    def snapshot(self) -> Trace:
+        """The trace so far, while sampling goes on (a soak's per-window power). Only whole
+        samples are taken: the sampler thread appends the time before the value."""
+        n = min(len(self._t), len(self._v))
+        v = np.array(self._v[:n], dtype=float)
+        if self.sensor.kind == "counter" and n:
+            v = v - v[0]
+        return Trace(kind=self.sensor.kind, t_s=np.array(self._t[:n]), values=v,
+                     nominal_rate_hz=self.rate_hz, sensor=self.sensor.info(),
+                     read_errors=list(self._errors), read_error_count=self._error_count,
+                     max_power_w=self.sensor.max_power_w, check_stuck=self.sensor.check_stuck)
+
     def _run(self) -> None:
         period = 1.0 / self.rate_hz
         next_t = time.monotonic() + period
