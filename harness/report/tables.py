@@ -29,6 +29,7 @@ from ..results import pandas_module, summary_metrics
 from ..runfiles import CELL_FILE_MAX_BYTES, RunFileError, cell_file, read_text_in_run, resolve_in_run
 from ..records import expand_repetition
 from ..store import INTERRUPTED_KIND, Run, iter_run_dirs, load_run, read_outputs
+from ..workloads import SPEED_KINDS  # the one registry: kinds whose figures are speed and energy
 from .analysis import add_token_agreement
 from .metrics import SPECS
 
@@ -668,7 +669,6 @@ def quality_detail(path: Path | None, samples: list[Row]) -> QualityDetail:
 SETTING_FIELDS = ("n_threads", "n_threads_batch", "n_batch", "n_ctx")  # what the runtime used
 CARRIED_FIELDS = ("threads_source", "memory_bandwidth_bytes_per_s", "decode_bytes_per_token",
                   "llama_bench_test")
-SPEED_KINDS = ("generation", "llama_bench")  # workloads whose figures are speed and energy
 
 
 def settings_key(c: Row) -> tuple:
