@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "fleet": "Drive a lab of devices over ssh/adb from this controller (run, status, setup)",
     "meter": "Serve this machine's energy per time window to devices that offload to it",
     "meter": "Serve this machine's energy per time window to devices that offload to it",
+    "rescore": "Re-label a run's saved quality answers (or a JSONL of answers) with today's rules",
 }
 
 

@@ -9,6 +9,11 @@ import string
 from collections import Counter
 from typing import Iterable, Sequence
 
+# The version of the label rules (closed_book, halueval); bump it whenever a rule or a shipped
+# key changes a label, so rescored answers say which rules labelled them (harness.rescore).
+# 1: HaluEval by token F1 to both references; 2: grounded HaluEval rules, premise claims.
+RULES_VERSION = 2
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation) | set("‘’“”–—…«»¿¡")
 PUNCTUATION = frozenset(_PUNCT)  # what normalisation deletes
