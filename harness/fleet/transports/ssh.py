@@ -13,7 +13,7 @@ import collections
 import shlex
 import threading
 from pathlib import Path
-from typing import Any, Coroutine, Iterator
+from typing import Any, Awaitable, Iterator
 
 from ...errors import HarnessError
 from .base import TransportError
@@ -32,11 +32,15 @@ def _event_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def _call(coro: Coroutine[Any, Any, Any], timeout_s: float | None) -> Any:
-    """Run a coroutine on the shared loop; link failures become TransportError."""
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def _call(awaitable: Awaitable[Any], timeout_s: float | None) -> Any:
+    """Run an awaitable on the shared loop; link failures become TransportError."""
     import asyncssh
 
-    future = asyncio.run_coroutine_threadsafe(coro, _event_loop())
+    future = asyncio.run_coroutine_threadsafe(_await(awaitable), _event_loop())
     try:
         return future.result(timeout_s)
     except TimeoutError:
