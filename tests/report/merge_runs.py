@@ -36,7 +36,7 @@ def new_run(out: Path, run_id: str, created: str) -> RunWriter:
 def finish_gen(w: RunWriter, run_id: str, attempt: str, tps: float) -> None:
     """chat-short: 3 repetitions at about `tps` decode tokens/s, then its summary."""
     reps = [Repetition(GEN.cell_id, attempt, i, {
-        "decode_tokens_per_s": tps + i - 1, "ttft_s": 0.2, "peak_rss_bytes": 380 * 2**20 + i,
+        "decode_tokens_per_s": tps + i - 1, "ttft_s": 0.2, "peak_rss_bytes": 380.0 * 2**20 + i,
         "energy_per_decode_token_j": 10.0 / tps, "energy_valid": True}).to_dict() for i in range(3)]
     _finish(w, run_id, GEN, attempt, reps, "generation")
 
