@@ -118,7 +118,7 @@ def test_run_and_dry_run_refuse_alike_before_the_run_folder(tmp_path, model_file
         assert not (tmp_path / "results").exists()
         outputs.append(r.stderr)
     assert outputs[0] == outputs[1]
-    assert "8 problem(s)" in outputs[0]
+    assert "8 problems found before the run" in outputs[0]
     assert "Allowed: 1 to" in outputs[0]  # the cell's old message was cut to "...has only 438 i"
 
 
@@ -172,8 +172,8 @@ def test_not_enough_disk_for_the_levels_to_build_is_refused(tmp_path, monkeypatc
     m = _matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}, allow_requantize: true}}",
                 "- {name: chat, kind: generation, prompt: chat_short, max_tokens: 4}",
                 levels="[Q8_0]")
-    line = _one(_problems(m), "not enough disk space")
-    assert "the level cache" in line and "50 MiB free" in line and "HARNESS_CACHE_DIR" in line
+    line = _one(_problems(m), "disk full for this run")
+    assert "the level cache" in line and "50.0 MiB free" in line and "HARNESS_CACHE_DIR" in line
 
 
 def test_auto_plus_the_emulated_profile_runs_every_cell_once(tmp_path):
