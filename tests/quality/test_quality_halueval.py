@@ -112,7 +112,9 @@ def test_partial_overlap_is_unscorable_and_most_of_the_answer_is_correct():
     item = {"question": "What Mexican driver finished ahead of Reine Wisell?", "knowledge": "",
             "right_answer": "Pedro Rodríguez de la Vega", "hallucinated_answer": "x"}
     assert halueval.label_answer(item, "Pedro Rodríguez de la").rule == "part_of_right_answer"
-    assert halueval.label_answer(item, "Ricardo Rodríguez").label == "unscorable"
+    assert halueval.label_answer(item, "Pedro").label == "unscorable"  # too little to decide
+    v = halueval.label_answer(item, "Ricardo Rodríguez")  # shares a name, names someone else
+    assert (v.label, v.rule) == ("hallucinated", "different_name")
     soc = {"question": "What is the purpose of satire?", "knowledge": "",
            "right_answer": "constructive social criticism", "hallucinated_answer": "x"}
     assert halueval.label_answer(soc, "social criticism").label == "correct"

@@ -10,7 +10,8 @@ passage instead; every label carries the name of the rule that decided it (docs/
 - otherwise the answer must name the right answer: contain it, be most of it, or be a name the
   passage gives the same thing ("The Desert Inn, also known as the D.I.").
 Anything else that is not a decline asserts a wrong or unsupported answer: `hallucinated`.
-`unscorable` is kept for what no rule decides (both options named, no polarity, partial overlap).
+`unscorable` is kept for what no rule decides (both options named, no polarity, a small part of
+the right answer and nothing else).
 """
 from __future__ import annotations
 
@@ -197,7 +198,9 @@ def _span(item: dict[str, Any], output: str) -> Verdict:
     alias = passage_alias(item.get("knowledge", ""), item["right_answer"], output)
     if alias:
         return Verdict(CORRECT, "passage_alias", alias)
-    if a & r:
+    if a & r and a - r:  # "Atlanta Dome" for "Georgia Dome": shares a word, names another thing
+        return Verdict(HALLUCINATED, "different_name", " ".join(sorted(a - r)))
+    if a & r:  # a small part of the right answer ("Pedro" for "Pedro Rodríguez de la Vega")
         return Verdict(UNSCORABLE, "partial_overlap", " ".join(sorted(a & r)))
     return Verdict(HALLUCINATED, "wrong_answer")
 
