@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from . import charts
+from . import charts, soak
 from .metrics import SPECS, fmt_ci, fmt_number, fmt_value, header
 from .tables import (INTERRUPTED_RUN_NOTE, MERGE_RULE, PARETO_VIEWS, Constraints, DeviceKey, ResultsTable, Row, best_per_device,
                      cell_settings_text, config_label, configurations, llama_bench_rows,
@@ -152,6 +152,7 @@ def render_html(table: ResultsTable, out_dir: Path, constraints: Constraints,
         *([("llamabench", "llama-bench tests", _llama_bench(bench))] if bench else []),
         ("levels", "By level", _by_level(table, configs)),
         ("quality", "Quality", _quality(table, out_dir, reference_level)),
+        *([("soak", "Sustained use", soak.section_html(table))] if soak.has_soak(table) else []),
         ("traces", "Power traces", _traces(table, out_dir)),
         ("failed", "Failed cells", _failures(table)),
         ("methods", "Methods", _methods(table, out_dir)),
@@ -877,4 +878,3 @@ def _matrix_setting(matrix: dict[str, Any], key: str) -> str:
             if isinstance(where, dict) and k in where:
                 return str(where[k])
     return "not recorded"
-

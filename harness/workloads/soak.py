@@ -35,7 +35,7 @@ DEFAULT_DURATION_S = 600.0
 DEFAULT_WINDOW_S = 10.0
 DEFAULT_POLL_S = 1.0
 DEFAULT_COMPARE_WINDOWS = 3
-MIN_TAIL_FRACTION = 0.5  # a last partial window shorter than this x window_s is dropped
+MIN_TAIL_FRACTION = 0.5  # a shorter remainder (x window_s) joins the last window
 KEYS = ("name", "kind", "prompt", "prompt_text", "max_tokens", "stop", "ignore_eos", "duration_s",
         "queries", "window_s", "state_poll_s", "compare_windows", "answers_per_h")
 GPU_WORDS = ("gpu", "mali", "gr3d", "kgsl")
@@ -242,12 +242,17 @@ def _generate(backend: Backend, config: Config, clock: Clock, log: _Log, start: 
 
 
 def window_bounds(start: float, end: float, window_s: float) -> list[tuple[float, float]]:
-    """Whole windows from the start; a last partial one only if at least half a window long."""
+    """Whole windows from the start to `end`; the remainder is a window of its own when at least
+    half a window long, else it joins the last window (no token or joule is left out)."""
     span = end - start
     n = int(math.floor(span / window_s + 1e-9))
+    if n == 0:  # shorter than one window: nothing to compare, the caller refuses it
+        return []
     bounds = [(start + i * window_s, start + (i + 1) * window_s) for i in range(n)]
     if span - n * window_s >= MIN_TAIL_FRACTION * window_s:
         bounds.append((start + n * window_s, end))
+    elif bounds:
+        bounds[-1] = (bounds[-1][0], end)
     return bounds
 
 
