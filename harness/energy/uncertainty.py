@@ -204,3 +204,35 @@ def provenance_fields(sensor_info: Mapping) -> dict:
     acc = accuracy_of(sensor_info.get("sensor"))
     return {"energy_calibration": sensor_info.get("calibration"),
             "energy_accuracy": acc.to_dict() if acc else None}
+
+
+# The figures the report shows with a combined interval, each with the sampling part that
+# belongs to its integration window (per-token figures: their phase; the rest: the window).
+INTERVAL_FIGURES = {"energy_per_decode_token_j": "energy_decode_u_sampling_rel",
+                    "energy_per_prefill_token_j": "energy_prefill_u_sampling_rel",
+                    "tokens_per_j": "energy_u_sampling_rel",
+                    "energy_gross_j": "energy_u_sampling_rel"}
+INTERVAL_SUFFIXES = ("_u95_low", "_u95_high", "_u_dominant", "_u_sensor_unknown",
+                     "_sampling_flagged")
+
+
+def interval_fields(row: Mapping, calibrated: bool) -> dict:
+    """For a report row (summary means): `<figure>_u95_low/high` (repetitions, sensor or
+    calibration and sampling combined), `_u_dominant` (the largest part), `_u_sensor_unknown`
+    (no stated accuracy: the interval leaves the sensor out) and `_sampling_flagged` (> 1%)."""
+    out: dict = {}
+    u_sensor = row.get("energy_u_sensor_rel")
+    for figure, sampling in INTERVAL_FIGURES.items():
+        mean = row.get(figure)
+        if isinstance(mean, bool) or not isinstance(mean, (int, float)):
+            continue
+        u_samp = row.get(sampling)
+        if u_samp is None and u_sensor is None:
+            continue  # records from before uncertainty was recorded: the t-interval says it all
+        iv = combined_interval(mean, row.get(f"{figure}_ci95_low"), row.get(f"{figure}_ci95_high"),
+                               u_sensor, u_samp, "calibration" if calibrated else "sensor")
+        out.update({f"{figure}_u95_low": iv.low, f"{figure}_u95_high": iv.high,
+                    f"{figure}_u_dominant": iv.dominant,
+                    f"{figure}_u_sensor_unknown": u_sensor is None,
+                    f"{figure}_sampling_flagged": sampling_flagged(u_samp)})
+    return out

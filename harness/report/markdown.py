@@ -7,7 +7,7 @@ from ..budgets.output import visible_controls
 
 from .html import (energy_text, flags_text, metric_columns, setting_columns, setting_text,
                    size_text, tradeoff_text, sweep_note)
-from .metrics import SPECS, fmt_ci, fmt_value
+from .metrics import SPECS, energy_interval_text, fmt_ci, fmt_value
 from .tables import (MERGE_RULE, Constraints, ResultsTable, Row, best_per_device, config_label, configurations,
                      llama_bench_rows, threads_sweeps, threads_text)
 
@@ -32,7 +32,10 @@ def _metric(row: dict, name: str) -> str:
     if v is None:
         return "–"
     ci = fmt_ci(name, row.get(f"{name}_ci95_low"), row.get(f"{name}_ci95_high"))
-    return f"{fmt_value(name, v)} {ci}".strip()
+    extra = energy_interval_text(row, name)  # energy figures: sensor and sampling included
+    if extra and row.get(f"{name}_sampling_flagged"):
+        extra += " · sampling > 1%"
+    return f"{fmt_value(name, v)} {ci} {'(' + extra + ')' if extra else ''}".strip()
 
 
 def _flags(row: Row) -> str:

@@ -49,6 +49,19 @@ def fmt_ci(name: str, low: float | None, high: float | None) -> str:
     return f"[{fmt_value(name, low)}, {fmt_value(name, high)}]"
 
 
+def energy_interval_text(row: dict, name: str) -> str:
+    """'all [low, high] · dominated by X' for an energy figure with a combined interval
+    (harness.energy.uncertainty.interval_fields), '' otherwise; says when the sensor's accuracy
+    is unknown (not published) and so left out."""
+    low, high = row.get(f"{name}_u95_low"), row.get(f"{name}_u95_high")
+    if low is None or high is None:
+        return ""
+    text = f"all {fmt_ci(name, low, high)} · dominated by {row.get(f'{name}_u_dominant')}"
+    if row.get(f"{name}_u_sensor_unknown"):
+        text += " · sensor accuracy unknown"
+    return text
+
+
 def header(name: str) -> str:
     spec = SPECS.get(name)
     if spec is None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ..energy.uncertainty import INTERVAL_SUFFIXES, interval_fields
 from ..errors import HarnessError
 from ..results import pandas_module, summary_metrics
 from ..runfiles import CELL_FILE_MAX_BYTES, RunFileError, cell_file, read_text_in_run, resolve_in_run
@@ -357,6 +358,8 @@ def cell_row(run_id: str, dkey: DeviceKey, summary: Row, reps: list[Row]) -> Row
     row["samples_file"] = first.get("samples_file")
     row["output_text"] = first.get("output_text")
     row.update(summary_metrics(summary.get("metrics") or {}))  # the same columns as results.load
+    # J/token and tokens/J intervals with the sensor (or calibration) and sampling parts
+    row.update(interval_fields(row, bool(summary.get("energy_calibration") or first.get("energy_calibration"))))
     if row["energy_invalid"]:  # never show an energy figure the sampler flagged as invalid
         for name in list(row):
             if name.startswith(("energy_", "tokens_per_j", "power_", "co2e_g")) and \
@@ -868,7 +871,7 @@ def _mark_variants(configs: list[Row]) -> None:
 
 
 def _copy_metric(row: Row, src: Row | None, f: str) -> None:
-    for suffix in ("", "_ci95_low", "_ci95_high", "_n", "_stdev"):
+    for suffix in ("", "_ci95_low", "_ci95_high", "_n", "_stdev", *INTERVAL_SUFFIXES):
         row[f + suffix] = src.get(f + suffix) if src else None
 
 

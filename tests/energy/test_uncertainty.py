@@ -131,3 +131,50 @@ def test_a_sensor_without_a_published_accuracy_records_null_not_zero():
     rec = account(_power_trace("rpi5_pmic"), (0.0, 2.0), {}, None, 10, 31, 475.0, "test")
     assert rec["energy_u_sensor_rel"] is None
     assert rec["energy_u_sampling_rel"] == pytest.approx(0.0288675, rel=1e-4)
+
+
+def test_report_rows_get_the_combined_interval_and_its_dominant_part():
+    # J/decode token 2 mJ, repetitions' CI [1.9, 2.1] mJ (half 0.1 mJ); sensor 0.01 -> 0.04 mJ;
+    # decode sampling 0.02 -> 0.08 mJ: half sqrt(0.1^2 + 0.04^2 + 0.08^2) = 0.1341641 mJ
+    row = {"energy_per_decode_token_j": 2e-3, "energy_per_decode_token_j_ci95_low": 1.9e-3,
+           "energy_per_decode_token_j_ci95_high": 2.1e-3, "energy_u_sensor_rel": 0.01,
+           "energy_decode_u_sampling_rel": 0.02, "energy_u_sampling_rel": 0.002,
+           "tokens_per_j": 500.0}
+    f = u.interval_fields(row, calibrated=True)
+    assert f["energy_per_decode_token_j_u95_high"] == pytest.approx(2.1341641e-3, rel=1e-6)
+    assert f["energy_per_decode_token_j_u_dominant"] == "repetitions"
+    assert f["energy_per_decode_token_j_sampling_flagged"] is True  # 2% > 1%
+    # tokens/J 500 with no repetition interval: calibration 2 * 0.01 * 500 = 10 beats sampling
+    # 2 * 0.002 * 500 = 2; half sqrt(100 + 4) = 10.198039
+    assert f["tokens_per_j_u95_low"] == pytest.approx(500 - 10.198039, rel=1e-6)
+    assert f["tokens_per_j_u_dominant"] == "calibration"
+    assert not f["tokens_per_j_sampling_flagged"]
+    assert "energy_per_prefill_token_j_u95_low" not in f  # no figure, no interval
+    unknown = u.interval_fields({**row, "energy_u_sensor_rel": None}, calibrated=False)
+    assert unknown["energy_per_decode_token_j_u_sensor_unknown"] is True
+
+
+def _stats(mean: float, low: float | None = None, high: float | None = None) -> dict:
+    return {"mean": mean, "median": mean, "p90": mean, "stdev": 0.0, "ci95_low": low,
+            "ci95_high": high, "n": 3}
+
+
+def test_the_report_shows_the_combined_interval_and_what_dominates():
+    from harness.report.html import _td_metric
+    from harness.report.markdown import _metric
+    from harness.report.tables import DeviceKey, cell_row
+
+    summary = {"cell_id": "c1", "model": "m", "level": "Q4_K_M", "runtime": "llama_cpp",
+               "workload": "chat", "energy_method": "measured", "energy_sensor": "rpi5_pmic",
+               "energy_calibration": {"gain": 1.02},
+               "metrics": {"energy_per_decode_token_j": _stats(2e-3, 1.99e-3, 2.01e-3),
+                           "energy_u_sensor_rel": _stats(0.02),
+                           "energy_decode_u_sampling_rel": _stats(0.015)}}
+    row = cell_row("r1", DeviceKey("raspberry-pi-5", "pi"), summary, [])
+    # repetitions 0.01 mJ; calibration 2 * 0.02 * 2 = 0.08 mJ; sampling 2 * 0.015 * 2 = 0.06 mJ
+    assert row["energy_per_decode_token_j_u_dominant"] == "calibration"
+    assert row["energy_per_decode_token_j_sampling_flagged"] is True
+    cell = _td_metric(row, "energy_per_decode_token_j")
+    assert "dominated by calibration" in cell and "sampling &gt; 1%" in cell
+    # half sqrt(0.01^2 + 0.08^2 + 0.06^2) = 0.1004988 mJ: all [1.90, 2.10] mJ
+    assert "all [1.90, 2.10]" in _metric(row, "energy_per_decode_token_j")
