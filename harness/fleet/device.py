@@ -35,8 +35,11 @@ def emit(event: str, stream: TextIO | None = None, **fields: Any) -> None:
     """One progress line: a JSON object with `event`, flushed at once (the controller reads it
     as it comes; nothing asks the device for it)."""
     out = stream or sys.stdout
-    out.write(json.dumps({"event": event, **fields}, default=str) + "\n")
-    out.flush()
+    try:
+        out.write(json.dumps({"event": event, **fields}, default=str) + "\n")
+        out.flush()
+    except (BrokenPipeError, ValueError):
+        pass  # the controller is gone; the stdin watch stops the run
 
 
 def device_info(workdir: str | None) -> dict[str, Any]:

@@ -241,6 +241,7 @@ def _prepare(workers: list[Any], inventory: Inventory, matrix: Matrix, folder: F
     ready: dict[str, tuple[Any, str]] = {}
     for w, (facts, problem) in zip(workers, answers):
         if problem is not None:
+            problem = problem.removeprefix(f"{w.name}: ")
             say(f"[{w.name}] cannot start: {problem}")
             journal.write("device_refused", device=w.name, reason=problem)
             continue

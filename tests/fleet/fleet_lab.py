@@ -31,7 +31,8 @@ class Lab:
         for s in self.servers.values():
             s.stop()
 
-    def device(self, name: str, **over: object) -> dict:
+    def device(self, server_name: str, **over: object) -> dict:
+        name = server_name
         server = self.servers[name]
         d = {"name": name, "transport": "ssh", "host": "127.0.0.1", "port": server.port,
              "user": "root", "key": str(self.key), "known_hosts": str(server.known_hosts),
