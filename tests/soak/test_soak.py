@@ -181,3 +181,45 @@ def test_window_bounds_cover_the_whole_soak():
     assert soak.window_bounds(0.0, 3.6, 1.0) == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 3.6)]
     assert soak.window_bounds(0.0, 0.6, 1.0) == []
     assert soak.window_bounds(0.0, 0.4, 1.0) == []
+
+
+@pytest.mark.parametrize("mode", ["power", "counter"])
+def test_sampler_snapshot_is_the_running_trace_so_far(mode):
+    """The soak reads the cell's running sampler per window: a snapshot is a valid trace whose
+    joules agree with the analytic truth and with the trace the sampler returns at stop."""
+    import time
+
+    from harness.energy import Sampler
+    from harness.energy.config import EnergyConfig, ScriptedParams
+    from harness.energy.sensors import scripted
+
+    params = ScriptedParams(base_w=5.0, amplitude_w=1.0, period_s=0.2, mode=mode)
+    sensor = scripted.create(EnergyConfig(sensor="scripted", scripted=params), None)
+    sampler = Sampler(sensor, 50).start()
+    time.sleep(0.3)
+    snap = sampler.snapshot()
+    time.sleep(0.1)
+    full = sampler.stop()
+    assert snap.valid and snap.sample_count >= 2 and snap.end_s < full.end_s
+    t0, t1 = snap.start_s, snap.end_s
+    assert snap.window(t0, t1) == pytest.approx(full.window(t0, t1), rel=1e-9)
+    assert snap.window(t0, t1) == pytest.approx(scripted.true_energy_j(params, t0, t1), rel=0.03)
+
+
+def test_probe_reads_a_pi5_fixture_with_its_profile(tmp_path, monkeypatch):
+    """The cell hands its host profile to the soak: its zones and its vcgencmd throttling rule."""
+    from pathlib import Path
+
+    from harness import devices
+
+    root = Path(__file__).resolve().parents[1] / "fixtures" / "devices" / "raspberry-pi-5"
+    monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(root))
+    (tmp_path / "vcgencmd").write_text("#!/bin/sh\nprintf 'throttled=0x50005\\n'\n")
+    (tmp_path / "vcgencmd").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    probe = soak.DeviceProbe(devices.get_profile("raspberry-pi-5"))
+    poll = probe.read(5.0)
+    assert poll["temperatures_c"] == {"cpu-thermal": pytest.approx(52.35)}
+    assert poll["cpufreq"][0]["freq_hz"] == 2_400_000_000
+    assert any("under_voltage, throttled" in r for r in poll["throttle_reasons"])
+    assert poll["battery"] is None and any(e.startswith("battery") for e in probe.errors)
