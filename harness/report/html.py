@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from . import charts, soak
+from . import charts, offload, soak
 from .metrics import SPECS, fmt_ci, fmt_number, fmt_value, header
 from .tables import (INTERRUPTED_RUN_NOTE, MERGE_RULE, PARETO_VIEWS, Constraints, DeviceKey, ResultsTable, Row, best_per_device,
                      cell_settings_text, config_label, configurations, llama_bench_rows,
@@ -153,6 +153,7 @@ def render_html(table: ResultsTable, out_dir: Path, constraints: Constraints,
         ("levels", "By level", _by_level(table, configs)),
         ("quality", "Quality", _quality(table, out_dir, reference_level)),
         *([("soak", "Sustained use", soak.section_html(table))] if soak.has_soak(table) else []),
+        *([("offload", "Offloading", offload.section_html(table))] if offload.has_offload(table) else []),
         ("traces", "Power traces", _traces(table, out_dir)),
         ("failed", "Failed cells", _failures(table)),
         ("methods", "Methods", _methods(table, out_dir)),

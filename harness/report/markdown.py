@@ -7,6 +7,7 @@ from ..budgets.output import visible_controls
 
 from .html import (energy_text, flags_text, metric_columns, setting_columns, setting_text,
                    size_text, tradeoff_text, sweep_note)
+from . import offload
 from .metrics import SPECS, energy_interval_text, fmt_ci, fmt_value
 from .tables import (MERGE_RULE, Constraints, ResultsTable, Row, best_per_device, config_label, configurations,
                      llama_bench_rows, threads_sweeps, threads_text)
@@ -57,6 +58,7 @@ def render_markdown(table: ResultsTable, constraints: Constraints, html_name: st
     out += _summary_table(configs)
     out += _threads(configs)
     out += _llama_bench(configs)
+    out += offload.markdown_lines(table)
     if table.failures:
         out += ["", f"**Failed cells ({len(table.failures)})**", ""]
         out += [f"- {md(f['device_key'].label())}: {md(config_label(f, with_runtime=True))} / "

@@ -671,7 +671,7 @@ def quality_detail(path: Path | None, samples: list[Row]) -> QualityDetail:
 
 SETTING_FIELDS = ("n_threads", "n_threads_batch", "n_batch", "n_ctx")  # what the runtime used
 CARRIED_FIELDS = ("threads_source", "memory_bandwidth_bytes_per_s", "decode_bytes_per_token",
-                  "llama_bench_test")
+                  "llama_bench_test", "offload")
 
 
 def settings_key(c: Row) -> tuple:
