@@ -100,6 +100,8 @@ def test_either_or_questions_are_scored_by_the_option_chosen():
     ("No.", "correct"), ("They are not.", "correct"), ("They have different nationalities.", "correct"),
     ("Yes, they are both English.", "hallucinated"), ("The same", "hallucinated"),
     ("No, not at all", "correct"), ("Lavinia Greenlaw", "unscorable"),
+    ("No, there is no link between them.", "correct"),  # a leading "No," answers; not a decline
+    ("No one knows.", "abstained"),
 ])
 def test_yes_no_by_polarity(output, label):
     item = {"question": "Are the poets Lavinia Greenlaw and Marge Piercy of the same nationality?",

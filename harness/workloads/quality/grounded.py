@@ -38,6 +38,7 @@ _ALIAS_GAP = re.compile(
     r"(?:\s+(?:as|to))?|nicknamed|named|aka|a\.k\.a\.|or)?[\s,;:(\"“'‘]*(?:(?:the|a|an)\s+)?$",
     re.IGNORECASE)
 _PARENS = re.compile(r"\([^)]*\)?")
+_LEADING_YES_NO = re.compile(r"^\W*(yes|no)\s*(?:[,.;:!]|$)", re.IGNORECASE)
 _WORD = re.compile(r"\S+")
 _EDGE_PUNCT = "".join(sorted(scoring.PUNCTUATION))
 _YEAR = re.compile(r"\b\d{3,4}\b")
@@ -67,12 +68,16 @@ def label(item: dict[str, Any], output: str) -> Verdict:
     """The grounded label of one answer to a HaluEval-style item (knowledge, question, right)."""
     if scoring.is_empty(output):
         return Verdict(ABSTAINED, "empty")
+    right = scoring.normalize_answer(item["right_answer"])
+    lead = _LEADING_YES_NO.match(output)
+    if right in (YES, NO) and lead:  # "No, there is no link": an answer, not a decline
+        said = lead.group(1).lower()
+        return Verdict(CORRECT if said == right else HALLUCINATED, "yes_no_polarity", said)
     phrase = scoring.abstention_phrase(output)
     if phrase:
         return Verdict(ABSTAINED, "declined", phrase)
-    right = item["right_answer"]
-    if scoring.normalize_answer(right) in (YES, NO):
-        return _yes_no(item["question"], output, scoring.normalize_answer(right))
+    if right in (YES, NO):
+        return _yes_no(item["question"], output, right)
     options = comparison_options(item["question"])
     if options:
         keyed = _right_option(options, right, item.get("hallucinated_answer", ""))
