@@ -117,11 +117,13 @@ class CellRescore:
     warnings: list[str] = field(default_factory=list)
 
 
-def rescore_run(run_dir: Path, scorers: Scorers) -> list[CellRescore]:
-    """Every closed_book / halueval cell of a run, relabelled (nothing written)."""
+def rescore_run(run_dir: Path, scorers: Scorers, skipped: list[str] | None = None) -> list[CellRescore]:
+    """Every closed_book / halueval cell of a run, relabelled (nothing written). A cell without
+    its samples file is skipped (named in `skipped`); a run with none to rescore is an error."""
     run = load_run(run_dir)
     before = _metrics_before(run.repetitions)
     out = []
+    skipped = [] if skipped is None else skipped
     for summary in run.summaries:
         kind = summary.get("workload_kind")
         if kind not in Scorers.KINDS:
@@ -131,11 +133,13 @@ def rescore_run(run_dir: Path, scorers: Scorers) -> list[CellRescore]:
                                                        ".jsonl", where)
         text = read_text_in_run(run_dir, str(rel), CELL_FILE_MAX_BYTES, where)
         if text is None:
-            raise HarnessError(f"{where}: its samples file {rel} is missing; cannot rescore")
+            skipped.append(f"{where}: no samples file {rel}; not rescored")
+            continue
         rows, warnings = parse_jsonl(text.encode("utf-8"), run_dir / str(rel))
         out.append(_rescore_cell(summary, kind, rows, scorers, where, before, warnings))
     if not out:
-        raise HarnessError(f"{run_dir}: no closed_book or halueval cell with saved answers")
+        raise HarnessError(f"{run_dir}: no closed_book or halueval cell with saved answers"
+                           + "".join(f"\n  {x}" for x in skipped))
     return out
 
 

@@ -40,8 +40,11 @@ def run(args: argparse.Namespace) -> int:
         for row in rescore_rows(args.samples, scorers):
             print(json.dumps(row, ensure_ascii=False))
         return 0
-    cells = rescore_run(args.run_dir, scorers)
+    skipped: list[str] = []
+    cells = rescore_run(args.run_dir, scorers, skipped)
     target = write_rescore(args.run_dir, cells, args.out)
+    for line in skipped:
+        print(f"warning: {line}")
     for line in summary_lines(cells):
         print(line)
     for c in cells:

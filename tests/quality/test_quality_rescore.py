@@ -135,3 +135,11 @@ def test_samples_mode_halueval_uses_the_reviewed_keys(tmp_path, capsys):
     assert [(g["label"], g["rule"]) for g in got] == [
         ("correct", "passage_alias"), ("correct", "comparison_choice"),
         ("correct", "contains_right_answer"), ("excluded", "item_excluded")]
+
+
+def test_a_cell_without_its_samples_file_is_named(run_dir, capsys):
+    (run_dir / "samples" / f"{CELL}.jsonl").unlink()
+    assert main(["rescore", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "no closed_book or halueval cell with saved answers" in err and CELL in err
+    assert not (run_dir / "rescore").exists()
