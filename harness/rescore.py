@@ -169,10 +169,12 @@ def _rescore_cell(summary: dict[str, Any], kind: str, rows: list[dict[str, Any]]
 
 
 def _metrics_before(repetitions: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The quality figures each repetition record carried, by (cell id, repetition)."""
     out = {}
     for r in repetitions:
+        rep = r.get("repetition")
         keep = {k: r.get(k) for k in (*SUMMARY_METRICS, "neither_rate", "n_items") if k in r}
-        out[(str(r.get("cell_id")), r.get("repetition") if isinstance(r.get("repetition"), int) else 0)] = keep
+        out[(str(r.get("cell_id")), rep if isinstance(rep, int) else 0)] = keep
     return out
 
 
