@@ -182,12 +182,12 @@ def cell_weight(cell: Cell) -> float:
 # ------------------------------------------------------------------------------------------------
 # Calibration: seconds per token unit on this host, learnt from its finished cells
 #
-# Kept in the cache folder (HARNESS_CACHE_DIR/calibration/<host>.json), per profile the host ran
+# Kept in the cache folder (HARNESS_CACHE_DIR/speed-calibration/<host>.json), per profile the host ran
 # as (emulation pins cores) and per (workload kind, model, level), with the workload kind alone
 # as the fallback. Each run's figures count as much as all earlier ones together (older sums are
 # halved), so a changed machine is followed within a few runs.
 
-CALIBRATION_DIR = "calibration"
+CALIBRATION_DIR = "speed-calibration"  # not the energy room's sensor calibrations
 
 
 def _calibration_file() -> Path:

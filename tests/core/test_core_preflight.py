@@ -137,10 +137,12 @@ def test_llama_bench_and_fidelity_windows_must_fit_n_ctx(tmp_path):
     m = _matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}}}", """
         - {name: pp, kind: llama_bench, test: pp512}
         - {name: tg, kind: llama_bench, test: tg64}
+        - {name: fid, kind: fidelity, samples: 2, reference_level: Q4_K_M, window_tokens: 256}
         """, n_ctx=128)
     lines = _problems(m)
     assert "pp512 needs n_ctx >= 512" in _one(lines, "workloads[0].test")
-    assert len(lines) == 1
+    assert "256 tokens do not fit n_ctx 128" in _one(lines, "workloads[2].window_tokens")
+    assert len(lines) == 2
 
 
 def test_short_prompts_never_load_a_tokenizer(tmp_path, model_file, monkeypatch):
