@@ -177,7 +177,7 @@ def prepare_session(session: DeviceSession, matrix_bytes: bytes, resume: bool, l
         holder.matrix_rel = session.upload_matrix(matrix_bytes)
         if resume:  # the device's folder is the truth: what it finished counts as finished
             session.pull(local_root)
-        facts["battery"] = session.info.get("battery")
+        facts["battery"] = getattr(session.transport, "battery", None) or session.info.get("battery")
         return facts, None
     except (HarnessError, TransportError, OSError) as e:
         session.close()
@@ -264,8 +264,8 @@ def _battery_warning(name: str, facts: dict[str, Any], matrix: Matrix) -> str | 
     """A battery-powered device that charges while its battery sensor measures reads the charger."""
     battery = facts.get("battery") or {}
     sensors = [matrix.energy.sensor]
-    if matrix.energy.sensor == "auto":
-        sensors += list(devices.get_profile(facts["profile"]).sensors[:1])
+    if matrix.energy.sensor == "auto":  # any of the profile's sensors may be the one that measures
+        sensors = list(devices.get_profile(facts["profile"]).sensors)
     if "android_battery" in sensors and (battery.get("charging") or battery.get("on_external_power")):
         return (f"[{name}] warning: reports charging ({battery.get('status') or 'external power'}) "
                 "while its battery sensor measures: readings include the charger; unplug it "

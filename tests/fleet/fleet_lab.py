@@ -51,7 +51,8 @@ class Lab:
         return path
 
 
-def tiny_fleet_matrix(tmp: Path, profiles: list[str], workloads: int = 1) -> Path:
+def tiny_fleet_matrix(tmp: Path, profiles: list[str], workloads: int = 1,
+                      energy: str = "{sensor: estimate, rate_hz: 20, baseline_s: 0.1}") -> Path:
     """The fastest real cell there is: the default model, 2 tokens, one repetition, no warm-up."""
     wl = "\n".join(f"  - {{name: chat{i}, kind: generation, prompt: chat_short, max_tokens: 2}}"
                    for i in range(workloads))
@@ -66,7 +67,7 @@ def tiny_fleet_matrix(tmp: Path, profiles: list[str], workloads: int = 1) -> Pat
         levels: [Q4_K_M]
         devices: [{', '.join(profiles)}]
         runtime: {{n_ctx: 128, n_batch: 64}}
-        energy: {{sensor: estimate, rate_hz: 20, baseline_s: 0.1}}
+        energy: {energy}
         workloads:
         """) + wl + "\n")
     return path

@@ -113,8 +113,9 @@ class SshProcess:
 class SshTransport:
     kind = "ssh"
 
-    def __init__(self, spec: Any):
+    def __init__(self, spec: Any, host_key_alias: str | None = None):
         self.spec = spec
+        self.host_key_alias = host_key_alias  # the name its key has in known_hosts (adb forwards)
         self._conn: Any = None
         self._sftp: Any = None
 
@@ -137,6 +138,8 @@ class SshTransport:
                        password=None, kbdint_auth=False, agent_path=None if s.key else (),
                        keepalive_interval=s.keepalive_s, keepalive_count_max=3,
                        connect_timeout=s.connect_timeout_s)
+        if self.host_key_alias:
+            options["host_key_alias"] = self.host_key_alias
         if not s.known_hosts:
             options.pop("known_hosts")  # asyncssh then reads ~/.ssh/known_hosts: checked as well
         try:
