@@ -249,3 +249,33 @@ def test_a_calibrated_counter_adds_the_offset_as_power_over_time():
     e1, t1 = sensor.read_energy_j(), time.monotonic()
     # corrected power = 2 x 3 W + 1 W = 7 W
     assert (e1 - e0) / (t1 - t0) == pytest.approx(7.0, rel=0.02)
+
+
+@pytest.mark.e2e
+def test_a_run_applies_the_calibration_and_its_records_say_which(tmp_path, matrix_factory,
+                                                                  monkeypatch):
+    from harness.store import load_run
+    from tests.conftest import only_run_dir, run_cli
+
+    c = cal.Calibration("scripted", "usb_meter", 1.1, 0.2, 0.002, 0.01, -1e-5, 0.01, 30,
+                        (4.0, 6.0), {"gain_limit": 0.0015, "offset_limit_w": 0.003, "update_interval_s": 0.0,
+                         "source": "test reference"}, "2026-11-30T00:00:00Z", "h")
+    path = tmp_path / "cal.json"
+    path.write_text(c.to_json())
+    monkeypatch.setenv(cal.ENV_VAR, str(path))  # inherited by the run and its cell processes
+    m = matrix_factory(energy="{sensor: scripted, rate_hz: 50, baseline_s: 0.5, scripted: "
+                              "{base_w: 5.0, amplitude_w: 1.0, period_s: 0.37}}",
+                       workloads="""
+      - {name: chat, kind: generation, prompt: chat_short, max_tokens: 16}
+    """)
+    r = run_cli("run", str(m), "--quiet")
+    assert r.returncode == 0, r.stderr
+    run_dir = only_run_dir(tmp_path / "results")
+    rec = load_run(run_dir).repetitions[0]
+    assert rec["energy_calibration"]["file"] == str(path)
+    assert rec["energy_calibration"]["gain"] == 1.1
+    # the truth is the scripted curve; the recorded joules are 1.1 x truth + 0.2 W x window
+    assert rec["energy_gross_j"] == pytest.approx(
+        1.1 * rec["energy_scripted_true_j"] + 0.2 * rec["window_s"], rel=0.01)
+    assert rec["energy_u_sensor_rel"] > 0 and rec["energy_u_sampling_rel"] > 0
+    assert "dominated by" in (run_dir / "report.html").read_text()
