@@ -187,3 +187,27 @@ def test_auto_plus_the_emulated_profile_runs_every_cell_once(tmp_path):
     assert [c.key.device for c in result.cells] == ["raspberry-pi-4"]  # auto and the Pi: one cell
     assert "command line: --device/--emulate" in _problems(m, emulate="raspberry-pi-4",
                                                            device="raspberry-pi-4")[0]
+
+
+def test_the_estimate_is_minutes_from_this_hosts_earlier_cells(tmp_path, monkeypatch):
+    from harness.launcher import CellOutcome
+    from harness.run import planning
+
+    monkeypatch.setattr(planning, "cache_dir", lambda: tmp_path / "cache")
+    m = _matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}}}", """
+        - {name: a, kind: generation, prompt: chat_short, max_tokens: 4}
+        - {name: b, kind: generation, prompt: chat_short, max_tokens: 8}
+        """)
+    matrix = load_matrix(m, set(devices.load_profiles()))
+    device = planning.choose_device(matrix, None)
+    a, b = planning.select_cells(matrix, device)
+    assert "estimated time: unknown" in planning.estimate_text([a, b], device, 0)
+    assert planning.record_calibration(device, [(a, CellOutcome(True, {}, None, elapsed_s=180.0))]) is None
+    # b: same kind, model and level, twice a's tokens -> about twice a's time: 3 + 6 min
+    weight_ratio = planning.cell_weight(b) / planning.cell_weight(a)
+    text = planning.estimate_text([a, b], device, 2)
+    assert f"about {round(3 * (1 + weight_ratio))} min" in text and "2 level build(s)" in text
+    emulated = planning.choose_device(matrix, None, emulate="raspberry-pi-4")
+    assert "unknown" in planning.estimate_text([a, b], emulated, 0)  # another profile, other speed
+    progress = planning.Progress([a, b], quiet=True, calibrated_s=540.0)
+    assert progress.eta() == "ETA 9m00s (from earlier runs on this host)"
