@@ -29,10 +29,12 @@ from .execution import settings_for
 from .planning import DeviceChoice, choose_device, select_cells
 
 MIB = 2 ** 20
-# A run folder holds records, traces and samples: small next to a level, but a disk that cannot
-# take this much will fail mid-run (docs/reliability.md, "disk full").
-RUN_FOLDER_BASE_BYTES = 4 * MIB
-RUN_FOLDER_PER_CELL_BYTES = 2 * MIB
+# A run folder holds the manifest, records, traces, samples and the report (about 1 MiB of HTML
+# with its charts): small next to a level, but a disk that cannot take this much would fail
+# mid-run (docs/reliability.md, "disk full"). A cell's records and power trace at 20 Hz stay
+# well under its allowance.
+RUN_FOLDER_BASE_BYTES = 2 * MIB
+RUN_FOLDER_PER_CELL_BYTES = MIB // 2
 # Mixed quantizations (Q4_K_M keeps some tensors at Q6_K) and the build's metadata: the
 # nominal bits of the level's main type times this is an upper estimate of the file.
 LEVEL_SIZE_MARGIN = 1.3
@@ -59,8 +61,11 @@ class PreflightError(HarnessError):
 
     def __init__(self, problems: Sequence[Problem]):
         self.problems = list(problems)
+        if len(self.problems) == 1:  # one problem, one line
+            super().__init__(self.problems[0].line())
+            return
         lines = "\n".join(f"  {p.line()}" for p in self.problems)
-        super().__init__(f"{len(self.problems)} problem(s) found before the run; nothing was run "
+        super().__init__(f"{len(self.problems)} problems found before the run; nothing was run "
                          f"and no run folder was created:\n{lines}")
 
 
@@ -502,16 +507,16 @@ def _check_disk(matrix: Matrix, request: Request, result: Preflight) -> list[Pro
     for items in needs.values():
         free = shutil.disk_usage(items[0][1]).free
         need = sum(n for _, _, n in items)
-        desc = " + ".join(f"{what} {n / MIB:.0f} MiB" for what, _, n in items)
-        result.disk.append(f"{items[0][1]}: needs about {need / MIB:.0f} MiB ({desc}), "
+        desc = " + ".join(f"{what} {n / MIB:.1f} MiB" for what, _, n in items)
+        result.disk.append(f"{items[0][1]}: needs about {need / MIB:.1f} MiB ({desc}), "
                            f"{free / MIB:.0f} MiB free")
         if need > free:
             key = "output_dir" if any(w.startswith("output_dir") for w, _, _ in items) else "levels"
             problems.append(Problem(str(matrix.file), key,
-                                    f"not enough disk space on {items[0][1]}: about "
-                                    f"{need / MIB:.0f} MiB needed ({desc}), {free / MIB:.0f} MiB "
-                                    "free. Allowed: free space, or point output_dir (--output-dir) "
-                                    "or HARNESS_CACHE_DIR at a larger disk"))
+                                    f"disk full for this run: {items[0][1]} has {free / MIB:.1f} "
+                                    f"MiB free, about {need / MIB:.1f} MiB are needed ({desc}). "
+                                    "Allowed: free space, or point output_dir (--output-dir) or "
+                                    "HARNESS_CACHE_DIR at a larger disk"))
     return problems
 
 
