@@ -257,9 +257,12 @@ def test_a_run_applies_the_calibration_and_its_records_say_which(tmp_path, matri
     from harness.store import load_run
     from tests.conftest import only_run_dir, run_cli
 
-    c = cal.Calibration("scripted", "usb_meter", 1.1, 0.2, 0.002, 0.01, -1e-5, 0.01, 30,
-                        (4.0, 6.0), {"gain_limit": 0.0015, "offset_limit_w": 0.003, "update_interval_s": 0.0,
-                         "source": "test reference"}, "2026-11-30T00:00:00Z", "h")
+    reference = {"gain_limit": 0.0015, "offset_limit_w": 0.003, "update_interval_s": 0.0,
+                 "source": "test reference"}
+    c = cal.Calibration("scripted", "usb_meter", gain=1.1, offset_w=0.2, gain_stderr=0.002,
+                        offset_stderr_w=0.01, cov_gain_offset_w=-1e-5, residual_rms_w=0.01,
+                        n_points=30, power_range_w=(4.0, 6.0), reference_accuracy=reference,
+                        created_utc="2026-11-30T00:00:00Z", host="h")
     path = tmp_path / "cal.json"
     path.write_text(c.to_json())
     monkeypatch.setenv(cal.ENV_VAR, str(path))  # inherited by the run and its cell processes
