@@ -282,3 +282,19 @@ def test_a_run_applies_the_calibration_and_its_records_say_which(tmp_path, matri
         1.1 * rec["energy_scripted_true_j"] + 0.2 * rec["window_s"], rel=0.01)
     assert rec["energy_u_sensor_rel"] > 0 and rec["energy_u_sampling_rel"] > 0
     assert "dominated by" in (run_dir / "report.html").read_text()
+
+
+@pytest.mark.e2e
+def test_a_run_refuses_a_calibration_for_another_sensor_before_it_starts(tmp_path, matrix_factory,
+                                                                         monkeypatch):
+    from tests.conftest import run_cli
+
+    _, path = _calibration(tmp_path)  # made for rpi5_pmic
+    monkeypatch.setenv(cal.ENV_VAR, str(path))
+    m = matrix_factory(energy="{sensor: scripted, rate_hz: 20, baseline_s: 0, scripted: "
+                              "{base_w: 5.0}}")
+    r = run_cli("run", str(m), "--dry-run")
+    assert r.returncode == 2
+    assert "energy.sensor" in r.stderr and "HARNESS_CALIBRATION" in r.stderr
+    assert "is for sensor 'rpi5_pmic'" in r.stderr and "reads sensor 'scripted'" in r.stderr
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
