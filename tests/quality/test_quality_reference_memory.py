@@ -41,6 +41,7 @@ def ctx_with_reference(monkeypatch):
 
     monkeypatch.setattr(cell, "get_backend", get_backend)
     payload = SimpleNamespace(settings=RuntimeSettings(seed=3), reference_artifact=Path("ref.gguf"),
+                              host_profile=None,
                               reference_runtime="llama_cpp")
     mem = cell.MemoryWatch()
     ctx = cell.WorkloadCtx(payload)  # type: ignore[arg-type]
@@ -70,7 +71,7 @@ def test_the_workload_borrows_the_reference_and_the_cell_unloads_it(ctx_with_ref
 
 
 def test_without_a_reference_the_peaks_are_the_measured_ones():
-    payload = SimpleNamespace(settings=RuntimeSettings(), reference_artifact=None)
+    payload = SimpleNamespace(settings=RuntimeSettings(), reference_artifact=None, host_profile=None)
     ctx = cell.WorkloadCtx(payload)  # type: ignore[arg-type]
     ctx.preload_reference(cell.MemoryWatch(), warm_tokens=8)
     assert ctx.memory_fields(100, 90) == {"peak_rss_bytes": 100, "peak_rss_hwm_bytes": 90}
