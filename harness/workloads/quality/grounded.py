@@ -80,7 +80,7 @@ def label(item: dict[str, Any], output: str) -> Verdict:
         return _yes_no(item["question"], output, right)
     options = comparison_options(item["question"])
     if options:
-        keyed = _right_option(options, right, item.get("hallucinated_answer", ""))
+        keyed = _right_option(options, item["right_answer"], item.get("hallucinated_answer", ""))
         if keyed is not None:
             return _comparison(options, keyed, output)
     return _span(item, output)
