@@ -198,7 +198,7 @@ def run_fleet(options: FleetOptions) -> int:
     controller = controller_identity(options.engine)
     if options.engine == "ray":
         from .ray_engine import ray_workers
-        workers = ray_workers(inventory, folder, controller, matrix)
+        workers = ray_workers(inventory, folder, matrix)
     else:
         workers = [ThreadWorker(DeviceSession(spec, folder.fleet_id, controller, say), folder.runs)
                    for spec in inventory.devices]
