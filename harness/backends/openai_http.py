@@ -482,6 +482,9 @@ class OpenAIHttpBackend(Backend):
             body["stop"] = list(stop)
         if ep.extra_sampling:  # greedy the llama.cpp way; vLLM and Ollama take these too
             body.update(top_k=1, min_p=0.0, repeat_penalty=1.0)
+            # llama.cpp's server keeps the previous prompt's KV cache unless told not to; speed
+            # kinds pay their full prefill, as local cells do (llama-cpp-python ignores the key)
+            body["cache_prompt"] = bool(self._settings and self._settings.reuse_prompt_prefix)
             if ignore_eos:  # fixed-length runs: llama.cpp/vLLM ignore_eos, llama-cpp-python min_tokens
                 body.update(ignore_eos=True, min_tokens=max_tokens)
         return json.dumps(body, separators=(",", ":")).encode("utf-8")

@@ -44,6 +44,7 @@ class QueryRow:
     where: str  # "device" or the server's URL
     offloaded: bool
     device_j: float | None
+    device_method: str | None  # the device sensor's method label
     server_j: float | None
     server_method: str | None  # measured / estimated / scripted / None (not known)
     network_bytes: float | None
@@ -110,6 +111,7 @@ def _query_row(c: Row, device_grid: float | None) -> QueryRow:
         device=c["device_key"].label(), model=str(c["model"]), workload=str(c["workload"]),
         level=str(c["level"]), where=str(off.get("url") or "server") if is_offloaded(c) else "device",
         offloaded=is_offloaded(c), device_j=_div(_num(c, "energy_gross_j"), per),
+        device_method=c.get("energy_method"),
         server_j=_div(server, per), server_method=(off.get("server_energy") or {}).get("method"),
         network_bytes=_div(None if sent is None else sent + (received or 0.0), per),
         tokens_out=_div(_num(c, "tokens_out"), per), latency_s=latency, quality=_quality(c),
@@ -147,10 +149,11 @@ def cells_text(r: QueryRow) -> list[str]:
     total = _f(r.total_j, 3)
     if r.offloaded and r.server_j is None and r.total_j is not None:
         total += " (device only)"
-    elif r.offloaded and r.server_method == "estimated":
+    elif "estimated" in (r.device_method, r.server_method if r.offloaded else None):
         total += " (incl. estimate)"
     where = "device (local)" if not r.offloaded else f"OFFLOADED to {r.where}"
-    return [r.device, r.model, r.workload, r.level, where, _f(r.device_j, 3), server,
+    device = _f(r.device_j, 3) + (f" ({r.device_method})" if r.device_j is not None and r.device_method else "")
+    return [r.device, r.model, r.workload, r.level, where, device, server,
             _f(None if r.network_bytes is None else r.network_bytes / 1024, 1) if r.offloaded else "-",
             total, _f(None if r.co2e_g is None else r.co2e_g * 1e3, 3),
             _f(r.latency_s, 2), r.quality or "-"]
