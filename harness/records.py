@@ -121,7 +121,7 @@ ENVELOPE = (
 KEY_FIELDS = (
     _f("model", "string", "Model name from the matrix.", True),
     _f("level", "string", "Compression level (quant type, or a named recipe).", True),
-    _f("runtime", "string", "llama_cpp | onnx.", True),
+    _f("runtime", "string", "llama_cpp | onnx | openai_http (offloaded to a server).", True),
     _f("device", "string", "Device profile the cell ran as.", True),
     _f("power_mode", "string|null", "Power mode asked for; null: left as it was.", True),
     _f("workload", "string", "Workload name from the matrix.", True),
