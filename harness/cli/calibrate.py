@@ -44,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ladder = _ladder(args)
+    if args.device:
+        from ..devices import get_profile
+
+        get_profile(args.device)  # an unknown profile name is refused with the valid names
     config = _energy_config(args)
     _check_names(args.sensor, args.reference)
     sensor = _open(args.sensor, config, "sensor")

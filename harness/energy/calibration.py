@@ -106,19 +106,29 @@ def load_calibration(path: str | Path) -> Calibration:
             raise ConfigError(file, key, f"{d.get(key)!r} is not a sensor name; one of: "
                               f"{', '.join(SENSOR_NAMES)}")
     for key in _NUMBERS:
-        v = d.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(file, key, f"must be a finite number, got {v!r}")
+        if not _is_number(d.get(key)):
+            raise ConfigError(file, key, f"must be a finite number, got {d.get(key)!r}")
     if not d["gain"] > 0:
         raise ConfigError(file, "gain", f"must be positive, got {d['gain']}")
     lo_hi = d.get("power_range_w") or [0.0, 0.0]
+    if not (isinstance(lo_hi, list) and len(lo_hi) == 2 and all(_is_number(v) for v in lo_hi)):
+        raise ConfigError(file, "power_range_w", f"must be [low_w, high_w], got {lo_hi!r}")
+    ref = d.get("reference_accuracy")
+    if ref is not None and not (isinstance(ref, dict) and all(
+            v is None or _is_number(v) for k, v in ref.items() if k != "source")):
+        raise ConfigError(file, "reference_accuracy", "must be null or {gain_limit, "
+                          f"offset_limit_w, update_interval_s, source}}, got {ref!r:.80}")
     return Calibration(
         sensor=d["sensor"], reference=d["reference"],
         **{k: float(d[k]) for k in _NUMBERS}, n_points=int(d.get("n_points") or 0),
         power_range_w=(float(lo_hi[0]), float(lo_hi[1])),
-        reference_accuracy=d.get("reference_accuracy"), created_utc=str(d.get("created_utc")),
+        reference_accuracy=ref, created_utc=str(d.get("created_utc")),
         host=str(d.get("host")), device_profile=d.get("device_profile"),
         ladder=dict(d.get("ladder") or {}), points=tuple(d.get("points") or ()), file=file)
+
+
+def _is_number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def calibration_path(profile_calibration: str | None) -> str | None:

@@ -142,6 +142,8 @@ def test_the_environment_wins_over_the_profile(tmp_path, monkeypatch):
 @pytest.mark.parametrize("change, key", [
     ({"kind": "other"}, "kind"), ({"version": 9}, "version"), ({"sensor": "ina999"}, "sensor"),
     ({"gain": "1.0"}, "gain"), ({"gain": -1.0}, "gain"), ({"offset_stderr_w": None}, "offset_stderr_w"),
+    ({"power_range_w": 5}, "power_range_w"), ({"reference_accuracy": "0.1%"}, "reference_accuracy"),
+    ({"reference_accuracy": {"gain_limit": "x"}}, "reference_accuracy"),
 ])
 def test_a_bad_calibration_file_names_the_key(tmp_path, change, key):
     _, path = _calibration(tmp_path)
