@@ -21,7 +21,8 @@ from ..store import Run
 from .cells import CheckedCell, MetricStats, cells_of
 from .spec import DIRECTED_METRICS, Metric
 
-# Compared when --metrics is not given (the headline figures; any budgetable metric may be named).
+# Compared when --metrics is not given (the headline figures; any metric with a better direction
+# may be named).
 DEFAULT_METRICS = ("energy_per_decode_token_j", "energy_gross_j", "energy_net_j",
                    "decode_tokens_per_s", "ttft_s", "e2e_latency_s", "peak_rss_bytes",
                    "hallucination_rate", "kl_divergence_mean", "accuracy")

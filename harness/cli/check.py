@@ -19,8 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", default="5%",
                         help="regression tolerance for --baseline, e.g. 5%% or 0.05 (default 5%%)")
     parser.add_argument("--metrics", metavar="NAMES",
-                        help="comma-separated metrics for --baseline (default: every budgetable "
-                             "metric both runs record)")
+                        help="comma-separated metrics for --baseline (default: the headline "
+                             "energy, speed, memory and quality metrics both runs record; any "
+                             "metric with a better direction may be named)")
     parser.add_argument("--require-measured", action="store_true",
                         help="fail energy checks whose figure is estimated rather than measured")
     parser.add_argument("--allow-unmatched", action="store_true",
