@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from . import charts, offload, soak
-from .metrics import SPECS, fmt_ci, fmt_number, fmt_value, header
+from .metrics import SPECS, energy_interval_text, fmt_ci, fmt_number, fmt_value, header
 from .tables import (INTERRUPTED_RUN_NOTE, MERGE_RULE, PARETO_VIEWS, Constraints, DeviceKey, ResultsTable, Row, best_per_device,
                      cell_settings_text, config_label, configurations, llama_bench_rows,
                      paired_tests, pareto_points, relpath, threads_phrase, threads_sweeps,
@@ -212,7 +212,21 @@ def _td_metric(row: Row, name: str) -> str:
         return '<td class="num" data-sort="">–</td>'
     ci = fmt_ci(name, row.get(f"{name}_ci95_low"), row.get(f"{name}_ci95_high"))
     ci_html = f'<span class="ci">{_e(ci)}</span>' if ci else ""
+    ci_html += _energy_interval_html(row, name)
     return f'<td class="num" data-sort="{v!r}">{_e(fmt_value(name, v))}{ci_html}</td>'
+
+
+def _energy_interval_html(row: Row, name: str) -> str:
+    """Energy figures: the interval with sensor (or calibration) and sampling uncertainty
+    combined, the part that dominates it, and a flag when sampling alone is above 1%."""
+    text = energy_interval_text(row, name)
+    if not text:
+        return ""
+    out = f'<span class="ci" title="repetitions, sensor or calibration and sampling combined (95%)">{_e(text)}</span>'
+    if row.get(f"{name}_sampling_flagged"):
+        out += ('<span class="badge flag" title="sampling uncertainty above 1%: too few readings '
+                'in the window; raise energy.rate_hz or lengthen the work">sampling &gt; 1%</span>')
+    return out
 
 
 def energy_badge(row: Row) -> str:
