@@ -156,3 +156,27 @@ def test_a_remote_level_runs_in_openai_http():
     level = remote_level("http://10.0.0.2:8080/v1/")
     assert runtime_of(level) == "openai_http" and level.remote.url == "http://10.0.0.2:8080/v1"
     assert level.recipe == {"format": "remote", "url": "http://10.0.0.2:8080/v1", "model": "stub-model"}
+
+
+def test_chat_api_sends_one_user_message_and_reads_deltas():
+    def delta(text, finish=None):
+        return {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]}
+    reply = stubs.http(200, stubs.sse([delta("Ro"), delta("me", "stop"), "[DONE]"]), "text/event-stream")
+    with stubs.StubServer(lambda conn, path: conn.sendall(reply)) as srv:
+        b = loaded(srv.url, api="chat")
+        gen = b.generate("Capital of Italy?", 8)
+        sent = [r for r in srv.requests if b"chat/completions" in r.split(b"\r\n", 1)[0]]
+    body = json.loads(sent[0].split(b"\r\n\r\n", 1)[1])
+    assert body["messages"] == [{"role": "user", "content": "Capital of Italy?"}]
+    assert gen.text == "Rome" and gen.stop_reason == "stop" and gen.tokens_out == 2
+
+
+def test_prompts_go_to_the_configured_server_only(monkeypatch):
+    """No proxy from the environment is used: the request reaches the stub directly."""
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    reply = stubs.http(200, stubs.GOOD_STREAM, "text/event-stream")
+    with stubs.StubServer(lambda conn, path: conn.sendall(reply)) as srv:
+        gen = loaded(srv.url).generate("secret prompt", 8)
+        assert any(b"secret prompt" in r for r in srv.requests)
+    assert gen.text == " Paris is nice"
