@@ -478,16 +478,18 @@ def run_notes(run_info: list[dict[str, Any]], cells: list[Row], failures: list[R
             continue
         ids = [s["cell_id"] for s in r["summaries"]]
         n_shown = sum((r["run_id"], i) in shown for i in ids)
-        cut = []
-        for cid in state.cells_cut:
-            where = finished_in.get((r["device_key"], cid))
-            cut.append(labels.get(cid, f"cell {cid}")
-                       + (f" (finished in run {where})" if where else " (finished in no run given)"))
+        cut = [labels.get(cid, f"cell {cid}") + _finished_where(finished_in.get((r["device_key"], cid)))
+               for cid in state.cells_cut]
+        others = " (the others come from complete runs)" if n_shown < len(ids) else ""
         out.append(f"Run {r['run_id']} is interrupted ({'; '.join(state.evidence)}): it holds "
-                   f"{len(ids)} finished cell(s), {n_shown} of them shown (the others come from "
-                   "complete runs)" + (f"; not finished here: {', '.join(cut)}" if cut else "")
+                   f"{len(ids)} finished cell(s), {n_shown} of them shown{others}"
+                   + (f"; not finished here: {', '.join(cut)}" if cut else "")
                    + ". Resume it with `run --resume` or leave it out of the report.")
     return out
+
+
+def _finished_where(run_id: str | None) -> str:
+    return f" (finished in run {run_id})" if run_id else " (finished in no run given)"
 
 
 def _group_codes(pd: Any, rows: list[Row], with_workload: bool) -> Any:
