@@ -167,6 +167,8 @@ class Exchange:
         self._sock: socket.socket | None = None
         self._buf = b""
         self._eof = False
+        self._chunked = False  # the reply's framing, set from its headers
+        self._remaining: int | None = None  # Content-Length left; None: until the connection closes
 
     @property
     def where(self) -> str:
@@ -270,8 +272,6 @@ class Exchange:
         self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         length = headers.get("content-length")
         self._remaining = int(length) if length and length.isdigit() and not self._chunked else None
-        self._chunk_left = 0
-        self._body_done = False
         return int(parts[1]), headers
 
     def body_pieces(self) -> Iterator[bytes]:
@@ -302,7 +302,7 @@ class Exchange:
             except ValueError:
                 raise NotOpenAI(f"{self.where}: bad chunk size line {size_line[:40]!r}") from None
             if size == 0:
-                while (t := self._readline()) not in (None, b"\r\n", b"\n"):
+                while self._readline() not in (None, b"\r\n", b"\n"):
                     pass  # trailers
                 return
             data = self._read_exact(size)
@@ -435,7 +435,8 @@ class OpenAIHttpBackend(Backend):
 
     def info(self) -> dict[str, Any]:
         ep = self._ep
-        return {"runtime": "openai_http", "version": "1", "url": ep.url, "model": ep.model,
+        return {"runtime": "openai_http", "version": self._server_header or "unknown",
+                "url": ep.url, "model": ep.model,
                 "api": ep.api, "server_models": self._server_models,
                 "server_header": self._server_header}
 
@@ -560,11 +561,11 @@ class OpenAIHttpBackend(Backend):
         ex = Exchange(url, self._ep.timeout_s)
         try:
             data = None if payload is None else json.dumps(payload).encode("utf-8")
-            headers = {"Accept": "application/json", **({"Content-Type": "application/json"}
-                                                        if data is not None else {})}
-            if self._ep.api_key_env and os.environ.get(self._ep.api_key_env):
-                headers["Authorization"] = f"Bearer {os.environ[self._ep.api_key_env]}"
-            status, _ = ex.open(method, data, headers)
+            headers = {**self._headers(), "Accept": "application/json"}
+            if data is None:
+                headers.pop("Content-Type")
+            status, reply_headers = ex.open(method, data, headers)
+            self._server_header = reply_headers.get("server", self._server_header)
             raw = ex.read_body(1 << 20)
         finally:
             ex.close()
