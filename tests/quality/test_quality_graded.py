@@ -2,8 +2,9 @@
 
 tests/quality/graded/*.jsonl hold real outputs of the default model (Gemma 3 270M) at several
 compression levels, each with the label a person gave it by reading the question (and, for
-HaluEval, the passage) and the reason. The labels were written before the current rules and are
-never tuned to them: when the scorer disagrees, the disagreement is printed and counted.
+HaluEval, the passage) and the reason. Each answer was labelled before the scorer's label for it
+was seen, and labels are never tuned to the scorer: a disagreement is printed and counted
+(docs/quality.md: how the figure came about, and the blind held-out figure).
 """
 from __future__ import annotations
 
