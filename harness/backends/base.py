@@ -87,6 +87,17 @@ class Backend(ABC):
         unless ignore_eos (fixed-length benchmarks).
         """
 
+    def generate_many(self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] = (),
+                      add_bos: bool = True) -> list[Generation]:
+        """Greedy generations for several prompts, in prompt order; the same answers as calling
+        `generate` on each.
+
+        Runtimes that can decode several sequences in one batch override this (llama.cpp does:
+        quality workloads send hundreds of prompts that share a few-shot prefix). Here: one at a
+        time.
+        """
+        return [self.generate(p, max_tokens, stop=stop, add_bos=add_bos) for p in prompts]
+
     @abstractmethod
     def tokenize(self, text: str, add_bos: bool = False) -> list[int]: ...
 

@@ -15,6 +15,11 @@ import numpy as np
 
 from ..errors import HarnessError, ModelError
 from .base import Backend, Generation, RuntimeSettings
+from .llama_cpp_batch import BatchDecoder, first_stop as _first_stop
+
+# Sequences decoded together by generate_many. Measured on the default model, 2 cores
+# (benchmarks/test_bench_quality.py, docs/quality.md "Sample sizes").
+N_PARALLEL = 8
 
 
 @contextlib.contextmanager
@@ -41,6 +46,7 @@ class LlamaCppBackend(Backend):
     def __init__(self) -> None:
         self._llm: Any = None
         self._settings: RuntimeSettings | None = None
+        self._batch: BatchDecoder | None = None
 
     def load(self, model: Path, settings: RuntimeSettings) -> None:
         import llama_cpp
@@ -120,6 +126,35 @@ class LlamaCppBackend(Backend):
                           token_times_s=tuple(times[:len(out)]), stop_reason=reason,
                           tokens=tuple(out))
 
+    def generate_many(self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] = (),
+                      add_bos: bool = True) -> list[Generation]:
+        """Greedy generations decoded N_PARALLEL at a time in one batch, sharing the prompts'
+        common prefix (harness.backends.llama_cpp_batch); same answers as `generate` on a fresh
+        context. Timestamps are per sequence, inside shared decode calls."""
+        if len(prompts) < 2:
+            return super().generate_many(prompts, max_tokens, stop=stop, add_bos=add_bos)
+        token_lists = [self.tokenize(p, add_bos=add_bos) for p in prompts]
+        n_ctx = self.llm.n_ctx()
+        cells = max(len(t) for t in token_lists) + max_tokens
+        if cells > n_ctx:
+            raise HarnessError(f"prompt ({cells - max_tokens} tokens) + max_tokens ({max_tokens}) "
+                               f"exceeds the context size n_ctx={n_ctx}; raise runtime.n_ctx")
+        return self._batch_decoder(cells).run(token_lists, max_tokens, self.eos_token,
+                                              self.detokenize, stop)
+
+    def _batch_decoder(self, cells_per_seq: int) -> BatchDecoder:
+        """The batched context, made on first use (speed cells never pay for it) with the KV
+        cells the prompts need (multiples of 256, at most n_ctx per sequence), remade larger
+        when a later call needs more."""
+        if self._batch is not None and self._batch.n_ctx_seq < cells_per_seq:
+            self._batch.close()
+            self._batch = None
+        if self._batch is None:
+            n_ctx_seq = min(int(self.llm.n_ctx()), -(-cells_per_seq // 256) * 256)
+            with _quiet_stderr():
+                self._batch = BatchDecoder(self.llm, N_PARALLEL, n_ctx_seq)
+        return self._batch
+
     def bench_decode(self, mode: str, n_tokens: int, seed: int) -> tuple[float, float]:
         """llama-bench's pp/tg test on the loaded context; returns the timed (t0, t1) monotonic.
 
@@ -179,6 +214,9 @@ class LlamaCppBackend(Backend):
         return np.array(llm.scores[: len(tokens)], dtype=np.float32, copy=True)
 
     def unload(self) -> None:
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = None
         if self._llm is not None:
             with contextlib.suppress(Exception):
                 self._llm.close()
@@ -186,11 +224,6 @@ class LlamaCppBackend(Backend):
 
     def info(self) -> dict[str, Any]:
         return runtime_info()
-
-
-def _first_stop(text: str, stop: Sequence[str]) -> int | None:
-    hits = [text.find(s) for s in stop if s and s in text]
-    return min(hits) if hits else None
 
 
 def runtime_info() -> dict[str, Any]:
