@@ -125,8 +125,24 @@ def device_run(matrix: str, run_dir: str, profile: str | None, emulate: bool, ce
     except HarnessError as e:
         emit("error", out, message=str(e), exit_code=e.exit_code)
         code = e.exit_code
-    emit("exit", out, exit_code=code, wall_s=time.monotonic() - t0)
+    emit("exit", out, exit_code=code, wall_s=time.monotonic() - t0, process_s=_process_age_s())
     return code
+
+
+def _process_age_s() -> float | None:
+    """Seconds since this process started (interpreter start and imports included): what the
+    device itself spends on a cell, so the controller's own share can be told apart.
+
+    From the kernel's start time of this process (clock ticks since boot, /proc/self/stat: our
+    own process, not a device file, so not through harness.sysfs) against CLOCK_BOOTTIME: both
+    count from boot, so the age is exact to a tick (psutil's create_time adds the whole-second
+    boot time and can be off by up to a second)."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None  # not Linux: the controller then reports the run's wall time only
 
 
 def _stop_when_stdin_closes() -> None:

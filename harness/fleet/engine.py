@@ -105,6 +105,7 @@ def device_loop(worker: Worker, profile: str, ctx: FleetContext) -> None:
         ctx.journal.write("cell_end", device=worker.name, cell_id=cid, attempt=attempts[cid],
                           status=result.status, reason=result.reason, final=final,
                           elapsed_s=result.elapsed_s, device_wall_s=result.device_wall_s,
+                          device_process_s=result.device_process_s,
                           controller_s=result.controller_s)
         ctx.say(f"[{worker.name}] {result.status}" + (f": {result.reason}" if result.reason else "")
                 + (f" ({result.elapsed_s:.1f} s)" if result.elapsed_s else ""))

@@ -37,7 +37,8 @@ class CellResult:
     status: str  # ok | failed | device_lost
     reason: str | None = None
     elapsed_s: float | None = None  # the device's own figure for the cell
-    device_wall_s: float | None = None  # the device-side command, start to exit
+    device_wall_s: float | None = None  # the device-side run, from its start to its exit
+    device_process_s: float | None = None  # the device-side process, interpreter start to exit
     controller_s: float = 0.0  # the controller's time for the cell, command start to pull end
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -191,6 +192,7 @@ class DeviceSession:
             result.reason = event.get("message")
         elif kind == "exit":
             result.device_wall_s = event.get("wall_s")
+            result.device_process_s = event.get("process_s")
             if event.get("exit_code") == 0 and not any(e.get("event") == "cell_done" for e in result.events):
                 result.status = "ok"  # the device's run had finished this cell before: nothing to do
 
