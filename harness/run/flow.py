@@ -64,6 +64,9 @@ def run_matrix(options: RunOptions) -> int:
     if options.cell_ids is not None:  # a fleet device's share (its reference levels stay prepared)
         pre.cells = [c for c in pre.cells if c.key.cell_id in options.cell_ids]
         pre.todo = [c for c in pre.todo if c.key.cell_id in options.cell_ids]
+    if not pre.todo and run_dir is None:  # a fleet share without cells
+        print("nothing to run: none of the selected cells is in this matrix for this device")
+        return 0
     if not pre.todo:
         print(f"run {run_dir} is complete: all {len(pre.cells)} cells finished, nothing is left to "
               f"run. See its report ({run_dir}/report.html) or rebuild it with "
@@ -76,6 +79,8 @@ def run_matrix(options: RunOptions) -> int:
     carbon = carbon_intensity(matrix.energy)
     seconds, unknown = estimate_s(todo, load_calibration(device))
     progress = (options.progress or Progress)(cells, options.quiet, calibrated_s=None if unknown else seconds)
+    for note in pre.notes:  # e.g. cells the matrix leaves for other devices: said, not dropped
+        progress.say(f"note: {note}")
     prepared = prepare_artifacts(todo + reference_cells(todo, all_cells), progress.say)
     writer, run_id = _writer(options, matrix, device, manifest)
     with _NewRunFolder(writer.dir, new=manifest is None) as folder, RunLock(writer.dir):

@@ -211,3 +211,14 @@ def test_the_estimate_is_minutes_from_this_hosts_earlier_cells(tmp_path, monkeyp
     assert "unknown" in planning.estimate_text([a, b], emulated, 0)  # another profile, other speed
     progress = planning.Progress([a, b], quiet=True, calibrated_s=540.0)
     assert progress.eta() == "ETA 9m00s (from earlier runs on this host)"
+
+
+def test_named_profiles_left_for_other_devices_are_said(tmp_path):
+    """A matrix naming profiles (no `auto`) runs each device's own cells; the rest are named."""
+    m = _matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}}}",
+                "- {name: chat, kind: generation, prompt: chat_short, max_tokens: 4}",
+                devices_="[raspberry-pi-4, raspberry-pi-5]")
+    result = preflight(load_matrix(m, set(devices.load_profiles())), Request(emulate="raspberry-pi-5"))
+    assert [c.key.device for c in result.cells] == ["raspberry-pi-5"]
+    assert result.notes == ["cells of raspberry-pi-4 are left for those devices (this run "
+                            "measures raspberry-pi-5 emulated)"]
