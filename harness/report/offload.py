@@ -307,11 +307,13 @@ def section_html(table: ResultsTable) -> str:
     parts = [f"<p>{_e(NOTE)}</p>",
              f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
              f"<tbody>{body}</tbody></table></div>"]
-    svg = break_even_svg(rows)
-    if svg:
-        parts.append(f'<figure class="chart">{svg}<figcaption>Break-even: where the orange line '
-                     "(offloaded: device + server) lies above the dashed green one (local), the "
-                     "device wins; dots are the measured server figures.</figcaption></figure>")
+    for key in dict.fromkeys((r.device, r.model, r.workload) for r in rows):  # one chart a query kind
+        svg = break_even_svg([r for r in rows if (r.device, r.model, r.workload) == key])
+        if svg:
+            parts.append(f'<figure class="chart">{svg}<figcaption>Break-even, {_e(" / ".join(key))}: '
+                         "where the orange line (offloaded: device + server) lies above the dashed "
+                         "green one (local), the device wins; dots are the measured server "
+                         "figures.</figcaption></figure>")
     parts += [f"<p>{_e(line)}</p>" for line in break_even_lines(rows)]
     if failed:
         parts.append("<p>Offloaded cells that failed: " + "; ".join(
