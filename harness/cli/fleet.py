@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="local: this process drives every device (default); ray: devices are Ray "
                         "actors on the controller hosts that advertise them")
     r.add_argument("--output-dir", default="results", help="where the fleet folder goes")
-    r.add_argument("--quiet", action="store_true", help="no live lines")
+    r.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no live lines")
     r.add_argument("--no-report", action="store_true", help="no merged report at the end")
     s = sub.add_parser("status", help="what a fleet run did and does, per device, from its journal")
     s.add_argument("fleet_dir")
@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         from ..fleet.engine import FleetOptions, run_fleet
         return run_fleet(FleetOptions(inventory=args.inventory, matrix=args.matrix, resume=args.resume,
                                       output_dir=args.output_dir, engine=args.engine,
-                                      quiet=args.quiet, no_report=args.no_report))
+                                      quiet=getattr(args, "quiet", False),
+                                      no_report=args.no_report))
     if action == "status":
         from ..fleet.status import show_status
         return show_status(args.fleet_dir)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Protocol
 from .. import devices
 from ..errors import HarnessError
 from ..matrix import Matrix, load_matrix
-from .inventory import DeviceSpec, Inventory, load_inventory
+from .inventory import Inventory, load_inventory
 from .plan import CellQueue, FleetFolder, Journal, cells_for_profile, controller_identity, unclaimed_profiles
 from .session import DEVICE_LOST, CellResult, DeviceSession
 from .transports import TransportError

@@ -69,10 +69,6 @@ class DeviceSpec:
         """A path under the device's working folder, as the device's shell and SFTP see it."""
         return f"{self.workdir.rstrip('/')}/{rel}"
 
-    def to_dict(self) -> dict[str, Any]:
-        """For the fleet manifest: how the device is reached (a key's path, never its content)."""
-        return {k: v for k, v in self.__dict__.items() if v not in ("", None, {})}
-
 
 @dataclass(frozen=True)
 class Inventory:

@@ -127,9 +127,10 @@ class FleetFolder:
         return read_jsonl(path)[0] if path.exists() else []
 
     def finished(self, device: str) -> set[str]:
-        """Cells of this device that ended (ok or finally failed): journal, then pulled records."""
+        """Cells of this device that finished ok: in the journal, or with a summary in the pulled
+        records (the journal may have missed the end). Failed cells run again, as in `run --resume`."""
         done = {e["cell_id"] for e in self.events()
-                if e.get("event") == "cell_end" and e.get("device") == device and e.get("final")}
+                if e.get("event") == "cell_end" and e.get("device") == device and e.get("status") == "ok"}
         run_dir = self.runs / f"{self.fleet_id}-{device}"
         if (run_dir / "manifest.json").exists():
             done |= load_run(run_dir, expand=False).finished_cell_ids()

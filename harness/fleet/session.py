@@ -110,15 +110,6 @@ class DeviceSession:
             raise HarnessError(f"{name}: disk full: {free / 2**20:.0f} MiB free in {info.get('workdir')}"
                                f" (at least {MIN_FREE_DISK_BYTES // 2**20} MiB needed)")
 
-    def battery_warning(self, sensors: list[str]) -> str | None:
-        """A phone measured on its battery must not be charging (its current is then not the load)."""
-        battery = self.info.get("battery") or {}
-        if "android_battery" in sensors and (battery.get("charging") or battery.get("on_external_power")):
-            return (f"warning: {self.spec.name} reports charging ({battery.get('status')}) while its "
-                    "battery sensor measures: the readings are not the device's power; unplug it "
-                    "(adb over Wi-Fi) before measuring")
-        return None
-
     def measure_clock(self) -> ClockOffset:
         """The device's clock against ours, through one process answering each line with its time."""
         argv = [self.spec.python, "-m", "harness", "fleet", "device-clock"]
