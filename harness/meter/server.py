@@ -15,7 +15,7 @@ import math
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from .rolling import RollingSampler
@@ -23,12 +23,12 @@ from .rolling import RollingSampler
 MAX_WINDOW_S = 24 * 3600.0
 
 
-def wall_minus_monotonic() -> float:
-    """time.time() - time.monotonic() from the closest pair of three reads (a few microseconds)."""
+def wall_minus_monotonic(wall_clock: Callable[[], float] = time.time) -> float:
+    """wall clock - time.monotonic() from the closest pair of three reads (a few microseconds)."""
     best: tuple[float, float] | None = None
     for _ in range(3):
         a = time.monotonic()
-        w = time.time()
+        w = wall_clock()
         b = time.monotonic()
         if best is None or b - a < best[0]:
             best = (b - a, w - (a + b) / 2.0)
@@ -40,8 +40,11 @@ class MeterServer:
     """Serves one RollingSampler over HTTP in a background thread; `close()` stops both."""
 
     def __init__(self, sampler: RollingSampler, host: str = "127.0.0.1", port: int = 0,
-                 extra_info: dict[str, Any] | None = None):
+                 extra_info: dict[str, Any] | None = None,
+                 wall_clock: Callable[[], float] = time.time):
+        """`wall_clock`: this machine's wall clock (tests give one that is off by a known amount)."""
         self.sampler = sampler
+        self.wall_clock = wall_clock
         self.extra_info = dict(extra_info or {})
         handler = type("Handler", (_Handler,), {"meter": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
@@ -74,7 +77,7 @@ class MeterServer:
                 **self.extra_info}
 
     def energy(self, t0_wall: float, t1_wall: float) -> dict[str, Any]:
-        shift = wall_minus_monotonic()
+        shift = wall_minus_monotonic(self.wall_clock)
         w = self.sampler.energy(t0_wall - shift, t1_wall - shift)
         out = {**w.to_dict(), "t0_s": t0_wall, "t1_s": t1_wall}
         scripted = self.sampler.sensor.info().get("scripted_params")
@@ -95,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         try:
             if parts.path == "/time":
-                self._send(200, {"time_s": time.time()})
+                self._send(200, {"time_s": self.meter.wall_clock()})
             elif parts.path == "/info":
                 self._send(200, self.meter.info())
             elif parts.path == "/energy":

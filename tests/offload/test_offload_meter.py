@@ -135,3 +135,29 @@ def test_meter_serve_refuses_a_bad_sensor_with_exit_2():
     r = subprocess.run([sys.executable, "-m", "harness", "meter", "serve", "--sensor", "bogus"],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--sensor bogus" in r.stderr
+
+
+@pytest.mark.parametrize("ahead_s", [0.3, -0.25])
+def test_a_server_clock_off_by_a_known_amount_still_gets_the_right_window(ahead_s):
+    """The device's monotonic window goes out as the meter's wall-clock time (offset measured)."""
+    server = MeterServer(sampler(), "127.0.0.1", 0, wall_clock=lambda: time.time() + ahead_s).start()
+    try:
+        client = MeterClient(server.url)
+        offset = client.check_clock()
+        t0 = time.monotonic()
+        time.sleep(0.4)
+        t1 = time.monotonic()
+        fields = client.window_energy(t0, t1)
+    finally:
+        server.close()
+    assert offset.offset_s == pytest.approx(ahead_s, abs=0.02)
+    assert fields["server_energy_j"] == pytest.approx(true_energy_j(PARAMS, t0, t1), rel=0.01)
+
+
+def test_a_server_clock_beyond_the_limit_is_refused():
+    server = MeterServer(sampler(), "127.0.0.1", 0, wall_clock=lambda: time.time() + 2.0).start()
+    try:
+        with pytest.raises(HarnessError, match="over the 400 ms limit"):
+            MeterClient(server.url).check_clock()
+    finally:
+        server.close()
