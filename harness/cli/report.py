@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="only configurations decoding at least TOK_S tokens per second")
     g.add_argument("--max-ttft-s", type=_positive, metavar="S",
                    help="only configurations whose time to first token is at most S seconds")
+    g.add_argument("--quality-floor", choices=["reference", "none"], default="reference",
+                   help="'reference' (default): a configuration whose accuracy is significantly "
+                        "below the reference level's (paired McNemar test, p < 0.05) cannot be "
+                        "best; 'none': no quality floor")
     parser.add_argument("--reference-level", metavar="LEVEL",
                         help="level the paired quality tests compare against "
                              "(default: the highest-precision level of each model)")
@@ -74,7 +78,8 @@ def constraints_from_args(args: argparse.Namespace) -> dict:
          "min_accuracy": args.min_accuracy,
          "max_peak_rss_bytes": None if args.max_peak_rss_mib is None else args.max_peak_rss_mib * 2**20,
          "min_decode_tokens_per_s": args.min_decode_tokens_per_s,
-         "max_ttft_s": args.max_ttft_s}
+         "max_ttft_s": args.max_ttft_s,
+         "quality_floor": getattr(args, "quality_floor", None)}
     return {k: v for k, v in c.items() if v is not None}
 
 

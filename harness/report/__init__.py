@@ -26,7 +26,8 @@ def render_all(table: ResultsTable, out_html: Path, constraints: Constraints,
     out_dir = out_html.parent
     return {
         out_html: render_html(table, out_dir, constraints, reference_level, title),
-        out_html.with_suffix(".md"): render_markdown(table, constraints, out_html.name),
+        out_html.with_suffix(".md"): render_markdown(table, constraints, out_html.name,
+                                                     reference_level),
         out_html.with_suffix(".csv"): render_csv(table),
     }
 

@@ -16,16 +16,20 @@ from typing import Any, Iterable, Sequence
 
 from . import charts, offload, soak
 from .metrics import SPECS, energy_interval_text, fmt_ci, fmt_number, fmt_value, header
-from .tables import (INTERRUPTED_RUN_NOTE, MERGE_RULE, PARETO_VIEWS, Constraints, DeviceKey, ResultsTable, Row, best_per_device,
+from .tables import (CRITERION_HELP, QUALITY_FLOOR_ALPHA, INTERRUPTED_RUN_NOTE, MERGE_RULE, PARETO_VIEWS, Constraints, DeviceKey, ResultsTable, Row,
+                     best_configurations,
                      cell_settings_text, config_label, configurations, llama_bench_rows,
                      paired_tests, pareto_points, relpath, threads_phrase, threads_sweeps,
                      threads_text,
                      workload_text)
 
+# Quality leads with the three figures that cannot flatter abstention together: accuracy,
+# hallucination among answered items and abstention (a level that answers less is not "better").
+HEADLINE_QUALITY = ("accuracy", "hallucination_rate_attempted", "abstention_rate")
 DEVICE_COLUMNS = ("energy_per_decode_token_j", "tokens_per_j", "decode_tokens_per_s", "ttft_s",
-                  "peak_rss_bytes", "hallucination_rate", "accuracy")
-QUALITY_COLUMNS = ("hallucination_rate", "accuracy", "abstention_rate",
-                   "hallucination_rate_attempted", "mc1", "mc2", "kl_divergence_mean",
+                  "peak_rss_bytes") + HEADLINE_QUALITY
+QUALITY_COLUMNS = HEADLINE_QUALITY + ("unscorable_rate", "hallucination_rate", "mc1", "mc2",
+                   "kl_divergence_mean",
                    "top1_agreement", "perplexity_ratio", "token_agreement")
 PIVOT_METRICS = ("energy_per_decode_token_j", "decode_tokens_per_s")
 ROOFLINE = "decode_roofline_fraction"
@@ -146,7 +150,7 @@ def render_html(table: ResultsTable, out_dir: Path, constraints: Constraints,
     sweeps = threads_sweeps(configs)
     bench = llama_bench_rows(configs)
     sections = [
-        ("headline", "Best per device", _headline(table, configs, constraints)),
+        ("headline", "Best per device", _headline(table, configs, constraints, reference_level)),
         ("devices", "Devices", _devices(table, configs, one_model)),
         *([("threads", "Threads", _threads(table, sweeps))] if sweeps else []),
         *([("llamabench", "llama-bench tests", _llama_bench(bench))] if bench else []),
@@ -328,10 +332,11 @@ def _warnings(table: ResultsTable) -> str:
     return f'<div class="box warn"><strong>Warnings while reading the runs</strong><ul>{items}</ul></div>'
 
 
-def _headline(table: ResultsTable, configs: list[Row], constraints: Constraints) -> str:
+def _headline(table: ResultsTable, configs: list[Row], constraints: Constraints,
+              reference_level: str | None = None) -> str:
     objective = constraints.objective
     boxes = []
-    for b in best_per_device(configs, constraints):
+    for b in best_configurations(table, configs, constraints, reference_level):
         best = b["best"]
         head = f"<h3>{_e(b['device_key'].label())}</h3>"
         if best is None:
@@ -341,19 +346,22 @@ def _headline(table: ResultsTable, configs: list[Row], constraints: Constraints)
             continue
         lines = [f'<div class="big">{_e(config_label(best, with_runtime=True))}</div>']
         for m in dict.fromkeys((objective, "energy_per_decode_token_j", "decode_tokens_per_s",
-                                ROOFLINE, "peak_rss_bytes", "hallucination_rate")):
+                                ROOFLINE, "peak_rss_bytes") + HEADLINE_QUALITY):
             if best.get(m) is None:
                 continue
             ci = fmt_ci(m, best.get(f"{m}_ci95_low"), best.get(f"{m}_ci95_high"))
             lines.append(f"<div>{_e(SPECS[m].label)}: <strong>{_e(fmt_value(m, best[m]))} "
                          f"{_e(SPECS[m].unit)}</strong> <span class=\"muted\">{_e(ci)}</span></div>")
         lines.append(f"<div>{energy_badge(best)}{flags(best)}</div>")
+        held = (f"; {b['n_held_back']} held back by the quality floor" if b.get("n_held_back")
+                else "")
         lines.append(f'<div class="muted">{b["n_qualifying"]} of {b["n_candidates"]} '
-                     "configurations meet the constraints</div>")
+                     f"configurations meet the constraints{_e(held)}</div>")
         boxes.append(f'<div class="box">{head}{"".join(lines)}</div>')
     return (f"<p>Criterion: <strong>{_e(constraints.describe())}</strong>. Energy per token comes "
             "from the generation workload, quality from the quality workload of the same "
             "configuration; intervals are 95%.</p>"
+            f'<p class="muted">{_e(CRITERION_HELP)}</p>'
             f'<div class="best">{"".join(boxes) or "<p>No finished cells.</p>"}</div>')
 
 
@@ -723,9 +731,14 @@ def _paired(table: ResultsTable, reference_level: str | None) -> str:
                             _td(f"{r.difference * 100:+.1f}{ci}", r.difference),
                             _td(r.a_only, r.a_only), _td(r.b_only, r.b_only),
                             _td(f"{r.mcnemar_p:.3g}", r.mcnemar_p), badge])
+    verdicts = "".join(f"<li>{_e(v)}</li>" for t in tests for v in t.get("verdicts") or [])
     return ("<h3>Paired tests against the reference level</h3><p>Same items answered by both "
             "levels; McNemar's exact test on per-item correctness; difference = reference minus "
-            "level.</p>" + _table(headers, rows))
+            "level.</p>" + _table(headers, rows)
+            + (f"<p>Verdicts (McNemar's exact test, significant at p &lt; {QUALITY_FLOOR_ALPHA:g}; "
+               "hallucination compared on the items both levels answered, so answering less "
+               f"does not count as hallucinating less):</p><ul class=\"verdicts\">{verdicts}</ul>"
+               if verdicts else ""))
 
 
 def _excerpts(table: ResultsTable, qcells: list[Row]) -> str:

@@ -9,11 +9,12 @@ from .html import (energy_text, flags_text, metric_columns, setting_columns, set
                    size_text, tradeoff_text, sweep_note)
 from . import offload
 from .metrics import SPECS, energy_interval_text, fmt_ci, fmt_value
-from .tables import (MERGE_RULE, Constraints, ResultsTable, Row, best_per_device, config_label, configurations,
-                     llama_bench_rows, threads_sweeps, threads_text)
+from .tables import (CRITERION_HELP, MERGE_RULE, Constraints, ResultsTable, Row, best_configurations, config_label,
+                     configurations, llama_bench_rows, paired_tests, threads_sweeps, threads_text)
 
-MD_COLUMNS = ("energy_per_decode_token_j", "decode_tokens_per_s", "peak_rss_bytes",
-              "hallucination_rate", "accuracy")
+# accuracy, hallucination among answered items and abstention together (html.HEADLINE_QUALITY)
+MD_QUALITY = ("accuracy", "hallucination_rate_attempted", "abstention_rate")
+MD_COLUMNS = ("energy_per_decode_token_j", "decode_tokens_per_s", "peak_rss_bytes") + MD_QUALITY
 
 
 def md(x: object) -> str:
@@ -43,7 +44,8 @@ def _flags(row: Row) -> str:
     return md(", ".join(flags_text(row)))
 
 
-def render_markdown(table: ResultsTable, constraints: Constraints, html_name: str) -> str:
+def render_markdown(table: ResultsTable, constraints: Constraints, html_name: str,
+                    reference_level: str | None = None) -> str:
     """Pure: the same table and options give the same text."""
     configs = configurations(table)
     out = ["## edgebench report", "",
@@ -54,8 +56,9 @@ def render_markdown(table: ResultsTable, constraints: Constraints, html_name: st
         out += [f"**Interrupted runs ({len(table.run_notes)})**", ""]
         out += [f"- {md(n)}" for n in table.run_notes]
         out += ["", md(MERGE_RULE), ""]
-    out += _best(configs, constraints)
+    out += _best(table, configs, constraints, reference_level)
     out += _summary_table(configs)
+    out += _verdicts(table, reference_level)
     out += _threads(configs)
     out += _llama_bench(configs)
     out += offload.markdown_lines(table)
@@ -74,9 +77,10 @@ def render_markdown(table: ResultsTable, constraints: Constraints, html_name: st
     return "\n".join(out) + "\n"
 
 
-def _best(configs: list[Row], constraints: Constraints) -> list[str]:
-    out = [f"**Best per device** ({md(constraints.describe())}):", ""]
-    best_rows = best_per_device(configs, constraints)
+def _best(table: ResultsTable, configs: list[Row], constraints: Constraints,
+          reference_level: str | None) -> list[str]:
+    out = [f"**Best per device** ({md(constraints.describe())}). {md(CRITERION_HELP)}", ""]
+    best_rows = best_configurations(table, configs, constraints, reference_level)
     if not best_rows:
         out.append("- no finished cells")
     for b in best_rows:
@@ -88,10 +92,26 @@ def _best(configs: list[Row], constraints: Constraints) -> list[str]:
             continue
         m = constraints.objective
         extra = "; ".join(flags_text(best))
+        quality = "".join(f", {md(SPECS[q].label.lower())} {md(_metric(best, q))} {md(SPECS[q].unit)}"
+                          for q in MD_QUALITY if q != m and best.get(q) is not None)
         out.append(f"- {md(b['device_key'].label())}: **{md(config_label(best, with_runtime=True))}**"
-                   f": {md(SPECS[m].label)} {md(_metric(best, m))} {md(SPECS[m].unit)}, energy "
+                   f": {md(SPECS[m].label)} {md(_metric(best, m))} {md(SPECS[m].unit)}{quality}, energy "
                    f"{md(energy_text(best))}" + (f" ({md(extra)})" if extra else ""))
     return out
+
+
+def _verdicts(table: ResultsTable, reference_level: str | None) -> list[str]:
+    """The paired tests against the reference level, one sentence per level and metric."""
+    lines = []
+    for t in paired_tests(table, reference_level):
+        head = f"{t['device_key'].label()} · {t['model']} · {t['workload']}"
+        if t.get("error"):
+            lines.append(f"- {md(head)}: {md(t['level'])} not comparable: {md(t['error'])}")
+        lines += [f"- {md(head)}: {md(v)}" for v in t.get("verdicts") or []]
+    if not lines:
+        return []
+    return ["", "**Quality against the reference level** (paired McNemar tests on the same items; "
+                "hallucination among the items both levels answered):", ""] + lines
 
 
 def _summary_table(configs: list[Row]) -> list[str]:

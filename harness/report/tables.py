@@ -34,6 +34,12 @@ from ..workloads import SPEED_KINDS  # the one registry: kinds whose figures are
 from .analysis import add_token_agreement
 from .metrics import SPECS
 
+QUALITY_FLOOR_ALPHA = 0.05  # significance level of the default quality floor and the verdicts
+CRITERION_HELP = ("Change it with the report's options (python -m harness report): --objective; "
+                  "bounds such as --min-accuracy or --max-hallucination-rate; --quality-floor none "
+                  "to drop the quality floor; --reference-level LEVEL for the level the floor and "
+                  "the paired tests compare with (default: the highest-precision level not "
+                  "requantized from a lower-bit source). See docs/report.md.")
 MAX_TRACE_POINTS = 600  # per cell, after min/max decimation: keeps 150 cells' SVG small
 EXCERPT_ITEMS = 5  # hallucinated answers inlined per quality cell
 HOST_CHECKED = ("cpu_model", "ram_bytes", "machine", "cores_logical")
@@ -55,9 +61,15 @@ class Constraints:
     min_decode_tokens_per_s: float | None = None
     max_ttft_s: float | None = None
     objective: str = "energy_per_decode_token_j"
+    # "reference": a configuration whose accuracy is significantly below the reference level's
+    # on a labelled quality workload (paired McNemar test, p < QUALITY_FLOOR_ALPHA) is not
+    # "best"; "none": no quality floor. The default keeps the cheapest level from being crowned
+    # when it answers far worse (issue 15: Q2_K at 10% accuracy was "best").
+    quality_floor: str = "reference"
 
     OBJECTIVES = ("energy_per_decode_token_j", "tokens_per_j", "decode_tokens_per_s",
                   "peak_rss_bytes", "hallucination_rate", "ttft_s")
+    QUALITY_FLOORS = ("reference", "none")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "Constraints":
@@ -69,11 +81,14 @@ class Constraints:
         objective = d.pop("objective", None) or "energy_per_decode_token_j"
         if objective not in cls.OBJECTIVES:
             raise HarnessError(f"objective '{objective}' is not one of {list(cls.OBJECTIVES)}")
+        floor = d.pop("quality_floor", None) or "reference"
+        if floor not in cls.QUALITY_FLOORS:
+            raise HarnessError(f"quality_floor '{floor}' is not one of {list(cls.QUALITY_FLOORS)}")
         for k, v in d.items():
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
                                   or not math.isfinite(v) or v < 0):
                 raise HarnessError(f"constraint {k} must be a non-negative number, got {v!r}")
-        return cls(objective=objective, **d)
+        return cls(objective=objective, quality_floor=floor, **d)
 
     def bounds(self) -> list[tuple[str, str, float]]:
         """(metric, 'max'|'min', value) for every bound that is set."""
@@ -94,6 +109,9 @@ class Constraints:
             s = SPECS[metric]
             parts.append(f"{s.label.lower()} {'≤' if kind == 'max' else '≥'} "
                          f"{v * s.scale:g} {s.unit}")
+        if self.quality_floor == "reference":
+            parts.append(f"accuracy not significantly below the reference level's "
+                         f"(paired McNemar test, p < {QUALITY_FLOOR_ALPHA:g})")
         return goal + (" with " + " and ".join(parts) if parts else " (no constraints)")
 
 
@@ -938,26 +956,48 @@ def llama_bench_rows(configs: list[Row]) -> list[Row]:
     return out
 
 
-def best_per_device(configs: list[Row], constraints: Constraints) -> list[Row]:
+def best_per_device(configs: list[Row], constraints: Constraints,
+                    held_back: dict[tuple, list[str]] | None = None) -> list[Row]:
     """Per device: the configuration optimising the objective among those meeting every bound.
 
     A configuration missing a constrained metric (e.g. no quality workload) does not qualify:
-    an unknown hallucination rate is not below the threshold.
+    an unknown hallucination rate is not below the threshold. `held_back` (from
+    `quality_floor_failures`, keyed by `floor_key`) excludes configurations below the quality
+    floor, with its reasons; `n_held_back` counts them.
     """
     spec = SPECS[constraints.objective]
+    held_back = held_back if constraints.quality_floor == "reference" else None
     out = []
     for dkey in sorted({c["device_key"] for c in configs}, key=lambda d: (d.profile, d.hostname)):
         mine = [c for c in configs if c["device_key"] == dkey]
         ok, excluded = [], []
+        n_held = 0
         for c in mine:
             why = _violations(c, constraints)
+            floor = (held_back or {}).get(floor_key(c), [])
+            n_held += bool(floor)
+            why += floor
             (excluded if why else ok).append((c, why))
         ranked = sorted((c for c, _ in ok), key=lambda c: c[constraints.objective]
                         if spec.lower_is_better else -c[constraints.objective])
         out.append({"device_key": dkey, "best": ranked[0] if ranked else None,
                     "n_candidates": len(mine), "n_qualifying": len(ranked),
-                    "excluded": [(c, why) for c, why in excluded]})
+                    "n_held_back": n_held, "excluded": [(c, why) for c, why in excluded]})
     return out
+
+
+def best_configurations(table: ResultsTable, configs: list[Row], constraints: Constraints,
+                        reference_level: str | None = None) -> list[Row]:
+    """`best_per_device` with the quality floor of `constraints` applied from the paired tests."""
+    held = (quality_floor_failures(table, reference_level)
+            if constraints.quality_floor == "reference" else None)
+    return best_per_device(configs, constraints, held)
+
+
+def floor_key(c: Row) -> tuple:
+    """What a configuration row and its quality cells share: device, model, runtime, power
+    mode, level and settings."""
+    return (c["device_key"], c["model"], c["runtime"], c["power_mode"], c["level"]) + settings_key(c)
 
 
 def _violations(c: Row, constraints: Constraints) -> list[str]:
@@ -988,7 +1028,8 @@ def pareto_mask(points: Sequence[tuple[float, float]], minimize: tuple[bool, boo
 
 PARETO_VIEWS = (
     # (x metric, y metric, minimise x, minimise y)
-    ("hallucination_rate", "energy_per_decode_token_j", True, True),
+    # accuracy, not hallucination over all items: a level that answers less cannot look better
+    ("accuracy", "energy_per_decode_token_j", False, True),
     ("peak_rss_bytes", "decode_tokens_per_s", True, False),
 )
 
@@ -1023,6 +1064,19 @@ def config_label(c: Row, with_runtime: bool | None = None, with_variant: bool = 
 
 
 LABELLED_KINDS = ("closed_book", "halueval")
+ABSTAINED = "abstained"
+# Paired quality metrics: (metric, the per-item label it counts, compared on items both levels
+# attempted only). Hallucination is compared among answered items, so a level that answers less
+# is not "better" on it; abstention has its own test. unscorable: only where a label has it.
+PAIRED_METRICS: tuple[tuple[str, str, bool], ...] = (
+    ("accuracy", "correct", False),
+    ("hallucination_rate_attempted", "hallucinated", True),
+    ("abstention_rate", ABSTAINED, False),
+    ("unscorable_rate", "unscorable", False),
+)
+VERDICT_NAMES = {"accuracy": "accuracy",
+                 "hallucination_rate_attempted": "hallucination rate among answered items",
+                 "abstention_rate": "abstention rate", "unscorable_rate": "unscorable rate"}
 
 
 def paired_tests(table: ResultsTable, reference_level: str | None = None) -> list[Row]:
@@ -1034,7 +1088,6 @@ def paired_tests(table: ResultsTable, reference_level: str | None = None) -> lis
     `compare_labels` (McNemar's exact test on per-item correctness, paired by item id, with a
     bootstrap interval of the accuracy difference).
     """
-    from ..workloads.quality.compare import compare_labels
     groups: dict[tuple, list[Row]] = {}
     for c in table.cells:
         # McNemar needs per-item labels: closed_book and halueval have them. Fidelity is itself a
@@ -1062,12 +1115,65 @@ def paired_tests(table: ResultsTable, reference_level: str | None = None) -> lis
                         "level": c["level"], "error": None,
                         "settings": cell_settings_text(c).removeprefix(" · "),
                         "emulated": bool(ref.get("emulated") or c.get("emulated"))}
+            row["key"] = floor_key(c)
             try:
-                row["result"] = compare_labels(
+                row["metrics"] = paired_metrics(
                     ref_rows, table.quality[(c["run_id"], c["cell_id"])].pair_rows)
+                row["result"] = row["metrics"]["accuracy"]
             except HarnessError as e:  # e.g. duplicate item ids: shown, not hidden
-                row["result"], row["error"] = None, str(e)
+                row["result"], row["metrics"], row["error"] = None, {}, str(e)
+            row["verdicts"] = [verdict_text(c["level"], ref["level"], m, r)
+                               for m, r in row["metrics"].items()]
             out.append(row)
+    return out
+
+
+def paired_metrics(ref_rows: list[Row], rows: list[Row]) -> dict[str, Any]:
+    """Per PAIRED_METRICS entry: compare_labels of the reference's rows against the level's.
+
+    Hallucination among attempted answers pairs only the items both levels answered (neither
+    abstained); unscorable is tested only when some answer of either level has that label.
+    """
+    from ..workloads.quality.compare import compare_labels
+    out: dict[str, Any] = {}
+    for metric, label, attempted_only in PAIRED_METRICS:
+        if metric == "unscorable_rate" and not any(r.get("label") == label for r in (*ref_rows, *rows)):
+            continue
+        a, b = ref_rows, rows
+        if attempted_only:
+            a = [r for r in a if r.get("label") != ABSTAINED]
+            b = [r for r in b if r.get("label") != ABSTAINED]
+        out[metric] = compare_labels(a, b, outcome=label)
+    return out
+
+
+def fmt_p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def verdict_text(level: str, reference: str, metric: str, r: Any) -> str:
+    """'Q2_K: accuracy lower than Q4_K_M, p = 0.004' (significant at QUALITY_FLOOR_ALPHA),
+    else 'not significantly different'; r is a PairedLabels (reference = A, level = B)."""
+    name = VERDICT_NAMES.get(metric, metric)
+    where = " (items both answered: 0)" if r.n_pairs == 0 else (
+        f" ({r.n_pairs} items both answered)" if metric == "hallucination_rate_attempted" else "")
+    if r.n_pairs and r.mcnemar_p < QUALITY_FLOOR_ALPHA and r.rate_b != r.rate_a:
+        word = "higher" if r.rate_b > r.rate_a else "lower"
+        return f"{level}: {name} {word} than {reference}, {fmt_p(r.mcnemar_p)}{where}"
+    return f"{level}: {name} not significantly different from {reference}, {fmt_p(r.mcnemar_p)}{where}"
+
+
+def quality_floor_failures(table: ResultsTable, reference_level: str | None = None) -> dict[tuple, list[str]]:
+    """floor_key -> reasons, for configurations whose accuracy is significantly below the
+    reference level's on some labelled quality workload (the default quality floor of "best")."""
+    out: dict[tuple, list[str]] = {}
+    for t in paired_tests(table, reference_level):
+        r = t.get("result")
+        if r is None or not r.n_pairs:
+            continue
+        if r.mcnemar_p < QUALITY_FLOOR_ALPHA and r.rate_b < r.rate_a:
+            out.setdefault(t["key"], []).append(
+                f"accuracy below {t['reference']} on {t['workload']} ({fmt_p(r.mcnemar_p)})")
     return out
 
 
