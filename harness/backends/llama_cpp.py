@@ -40,6 +40,38 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def _without_repacked_weights() -> Iterator[None]:
+    """Load with llama.cpp's plain weight layout (model param use_extra_bufts off).
+
+    Why: with the repacked layout (CPU_REPACK, e.g. q4_K as q4_K_8x8) a row's matrix products
+    go through a 4-row gemm kernel or a 1-row gemv kernel depending on how many rows share the
+    micro-batch, and the two round differently. Greedy answers then depend on how prompts were
+    batched: on the default model 1-2 of 24 closed-book answers changed between one-at-a-time,
+    prefix-reuse and batched decoding. With the plain layout every row's products are the same
+    whatever the batch, and all three gave the same 24 answers (docs/quality.md, "Sample sizes").
+    llama-cpp-python's Llama has no option for it: it reads llama_model_default_params(), which
+    is wrapped for the duration of the load.
+    """
+    import llama_cpp.llama_cpp as lib
+
+    original = lib.llama_model_default_params
+    if not hasattr(original(), "use_extra_bufts"):  # older llama.cpp: no repacking to turn off
+        yield
+        return
+
+    def params() -> Any:
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    lib.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        lib.llama_model_default_params = original
+
+
 class LlamaCppBackend(Backend):
     name = "llama_cpp"
 
@@ -47,6 +79,7 @@ class LlamaCppBackend(Backend):
         self._llm: Any = None
         self._settings: RuntimeSettings | None = None
         self._batch: BatchDecoder | None = None
+        self.n_parallel = N_PARALLEL  # sequences generate_many decodes together
 
     def load(self, model: Path, settings: RuntimeSettings) -> None:
         import llama_cpp
@@ -59,8 +92,12 @@ class LlamaCppBackend(Backend):
         if settings.n_threads:
             kwargs["n_threads"] = settings.n_threads
             kwargs["n_threads_batch"] = settings.n_threads_batch or settings.n_threads
+        # Quality workloads (the ones that reuse a prompt prefix) need answers that do not
+        # depend on batching; speed workloads keep llama.cpp's fastest layout.
+        layout = (_without_repacked_weights() if settings.reuse_prompt_prefix
+                  else contextlib.nullcontext())
         try:
-            with _quiet_stderr():
+            with _quiet_stderr(), layout:
                 self._llm = llama_cpp.Llama(**kwargs)
         except ValueError as e:  # llama-cpp-python raises ValueError("Failed to load model ...")
             raise ModelError(f"llama.cpp could not load {model}: {e}") from None
@@ -128,9 +165,11 @@ class LlamaCppBackend(Backend):
 
     def generate_many(self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] = (),
                       add_bos: bool = True) -> list[Generation]:
-        """Greedy generations decoded N_PARALLEL at a time in one batch, sharing the prompts'
-        common prefix (harness.backends.llama_cpp_batch); same answers as `generate` on a fresh
-        context. Timestamps are per sequence, inside shared decode calls."""
+        """Greedy generations decoded `n_parallel` at a time in one batch, sharing the prompts'
+        common prefix (harness.backends.llama_cpp_batch). With reuse_prompt_prefix (quality
+        cells: plain weight layout, see _without_repacked_weights) the answers equal `generate`
+        one at a time (tests/core/test_core_batch_identity.py); with the repacked layout a
+        near-tie can flip. Timestamps are per sequence, inside shared decode calls."""
         if len(prompts) < 2:
             return super().generate_many(prompts, max_tokens, stop=stop, add_bos=add_bos)
         token_lists = [self.tokenize(p, add_bos=add_bos) for p in prompts]
@@ -146,13 +185,14 @@ class LlamaCppBackend(Backend):
         """The batched context, made on first use (speed cells never pay for it) with the KV
         cells the prompts need (multiples of 256, at most n_ctx per sequence), remade larger
         when a later call needs more."""
-        if self._batch is not None and self._batch.n_ctx_seq < cells_per_seq:
+        if self._batch is not None and (self._batch.n_ctx_seq < cells_per_seq
+                                        or self._batch.n_parallel != self.n_parallel):
             self._batch.close()
             self._batch = None
         if self._batch is None:
             n_ctx_seq = min(int(self.llm.n_ctx()), -(-cells_per_seq // 256) * 256)
             with _quiet_stderr():
-                self._batch = BatchDecoder(self.llm, N_PARALLEL, n_ctx_seq)
+                self._batch = BatchDecoder(self.llm, self.n_parallel, n_ctx_seq)
         return self._batch
 
     def bench_decode(self, mode: str, n_tokens: int, seed: int) -> tuple[float, float]:
