@@ -480,7 +480,7 @@ def _device_sub(table: ResultsTable, dkey: DeviceKey) -> str:
             _gib(ram),
             f"{host.get('os')} {host.get('kernel')} {host.get('machine')}"]
     if dev.get("emulated"):
-        bits.append(f"EMULATED on {dev.get('detected_profile')} ({dev.get('detection')})")
+        bits.append(f"EMULATED on {dev.get('detected_profile')} ({_detection(dev.get('detection'))})")
     return _e(" · ".join(bits))
 
 

@@ -7,6 +7,7 @@ as the run wrote them) or from a loaded ResultsTable, so the terminal and the re
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Mapping, Sequence
 
 from ..records import CELL_FAILED, CELL_SUMMARY
@@ -34,7 +35,7 @@ def results_table_text(source: ResultsTable | Sequence[Mapping[str, Any]]) -> st
     for r in rows:
         if r.get("failed"):
             lines.append((_label(r), "FAILED", threads_text(r), *("" for _ in figures), "", "",
-                          str(r.get("reason") or "")[:60]))
+                          textwrap.shorten(str(r.get("reason") or ""), 60, placeholder=" ...")))
             continue
         lines.append((_label(r), "ok" + (" !" if r.get("unstable") else ""), threads_text(r),
                       *(_fmt(r, _energy_metric(r, m), fmt, scale) for _, m, fmt, scale in figures),
