@@ -1,10 +1,14 @@
 """Several greedy generations decoded together in one llama.cpp context (quality workloads).
 
 Why: a quality workload sends hundreds of short prompts that share a long few-shot prefix and
-produce a few tokens each. One at a time, every answer token is a full pass over the weights for
-one row; decoded together, one pass serves every active sequence, and the shared prefix is
-evaluated once and shared in the KV cache (`llama_memory_seq_cp` from sequence 0, which only
-holds the prefix, to each worker sequence: in a unified cache the cells are shared, not copied).
+produce a few tokens each. One at a time, every answer token is a pass over the weights for one
+row; decoded together, one pass serves every active sequence, and the shared prefix is evaluated
+once (`llama_memory_seq_cp` from sequence 0, which only holds the prefix, to each worker's
+stream). Each prompt's own tokens are still fed alone, as one-at-a-time decoding feeds them:
+feeding several prompts in one call was 1.3x faster on the default model but changed 1 of 60
+answers. On a 2-core x86 machine the default 270M model is compute-bound, so sharing the decode
+passes gained nothing measurable there (docs/quality.md, "Sample sizes"); a memory-bound model
+(larger weights, longer answers) gains more.
 
 Continuous batching: a sequence that stops (EOS, stop string, max_tokens) frees its cells
 (`llama_memory_seq_rm`) and the next prompt takes its sequence id in the next decode call, so the
@@ -148,29 +152,26 @@ class BatchDecoder:
                                   t_start_s=time.monotonic())
 
     def _fill_batch(self, active: dict[int, _Seq]) -> list[tuple[_Seq, int]]:
-        """One decode call's rows: prompt tokens of newly started sequences (up to n_batch) when
-        there are any, else each generating sequence's last token. Returns (sequence, row) for
-        the rows whose logits are read.
+        """One decode call's rows: the prompt tokens of one newly started sequence (up to
+        n_batch) when there is one, else each generating sequence's last token. Returns
+        (sequence, row) for the rows whose logits are read.
 
-        Prompt and answer tokens never share a call: with one KV stream per sequence llama.cpp
-        splits a call into micro-batches of equal length per sequence, so a mixed call would
-        feed a prompt one token at a time.
+        A prompt is fed alone, in the same chunks as one-at-a-time decoding: with one KV stream
+        per sequence llama.cpp splits a call into micro-batches of equal length per sequence,
+        so prompts of different lengths in one call were cut into other pieces, and that
+        changed 1 of 60 greedy answers. Only the answer tokens (one row per sequence) share calls.
         """
         self._batch.n_tokens = 0
         rows: list[tuple[_Seq, int]] = []
-        prefilling = [s for s in active.values() if s.pending]
-        for seq in prefilling:
-            room = self.n_batch - self._batch.n_tokens
-            if room <= 0:
-                break
-            take, seq.pending = seq.pending[:room], seq.pending[room:]
+        seq = next((s for s in active.values() if s.pending), None)
+        if seq is not None:  # one prompt per call, in n_batch chunks, as `generate` feeds it
+            take, seq.pending = seq.pending[:self.n_batch], seq.pending[self.n_batch:]
             for i, tok in enumerate(take):
                 last = not seq.pending and i == len(take) - 1
                 if last:
                     rows.append((seq, self._batch.n_tokens))
                 self._add(tok, seq.pos, seq.seq_id, last)
                 seq.pos += 1
-        if prefilling:
             return rows
         for seq in active.values():
             rows.append((seq, self._batch.n_tokens))
