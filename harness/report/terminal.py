@@ -21,6 +21,10 @@ FIGURES = (("ttft_s", "ttft_s", "{:.3f}", 1.0),
            ("roofline_%", "decode_roofline_fraction", "{:.0f}", 100.0),
            ("peak_MiB", "peak_rss_bytes", "{:.0f}", MIB),
            ("J/token", "energy_per_decode_token_j", "{:.4f}", 1.0))
+# Quality: accuracy, hallucination among attempted answers and abstention together, never the
+# hallucination rate over all items alone (declining more answers would lower it).
+QUALITY = (("acc.", "accuracy"), ("halluc./ans.", "hallucination_rate_attempted"),
+           ("abstain", "abstention_rate"))
 
 
 def results_table_text(source: ResultsTable | Sequence[Mapping[str, Any]]) -> str:
@@ -31,15 +35,18 @@ def results_table_text(source: ResultsTable | Sequence[Mapping[str, Any]]) -> st
     show_prefill = any(r.get("workload_kind") == "llama_bench" and r.get("prefill_tokens_per_s")
                        is not None for r in rows)
     figures = [f for f in FIGURES if f[0] != "prefill_tok/s" or show_prefill]
-    lines = [("cell", "status", "threads", *(f[0] for f in figures), "energy", "halluc.", "flags")]
+    lines = [("cell", "status", "threads", *(f[0] for f in figures), "energy",
+              *(q[0] for q in QUALITY), "flags")]
     for r in rows:
         if r.get("failed"):
-            lines.append((_label(r), "FAILED", threads_text(r), *("" for _ in figures), "", "",
+            lines.append((_label(r), "FAILED", threads_text(r), *("" for _ in figures), "",
+                          *("" for _ in QUALITY),
                           textwrap.shorten(str(r.get("reason") or ""), 60, placeholder=" ...")))
             continue
         lines.append((_label(r), "ok" + (" !" if r.get("unstable") else ""), threads_text(r),
                       *(_fmt(r, _energy_metric(r, m), fmt, scale) for _, m, fmt, scale in figures),
-                      str(r.get("energy_method") or ""), _fmt(r, "hallucination_rate", "{:.2f}"),
+                      str(r.get("energy_method") or ""),
+                      *(_fmt(r, m, "{:.2f}") for _, m in QUALITY),
                       ", ".join(_flags(r))))
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     table = "".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() + "\n"
@@ -61,7 +68,8 @@ LEGEND = (
     ("scripted", "energy from the test sensor, not a measurement"),
 )
 UNITS = ("units: ttft_s seconds; tok/s tokens per second; roofline_% percent of the memory-bandwidth "
-         "bound; peak_MiB MiB (2^20 bytes); J/token joules per token; halluc. a fraction 0-1")
+         "bound; peak_MiB MiB (2^20 bytes); J/token joules per token; acc. accuracy, halluc./ans. "
+         "hallucinations among answered items, abstain abstentions: fractions 0-1")
 
 
 def legend_text(rows: Sequence[Sequence[str]]) -> str:

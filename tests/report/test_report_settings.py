@@ -173,7 +173,7 @@ def test_terminal_table_one_row_per_cell_from_records_or_table(sweep_dir, table)
     lines = text.splitlines()
     assert lines[0].split() == ["cell", "status", "threads", "ttft_s", "decode_tok/s",
                                 "prefill_tok/s", "roofline_%", "peak_MiB", "J/token", "energy",
-                                "halluc.", "flags"]
+                                "acc.", "halluc./ans.", "abstain", "flags"]
     assert len(lines) == 1 + 11
     gen = [line for line in lines if "/ gen-short" in line]
     assert [line.split()[8] for line in gen] == ["1", "2", "2"]  # threads column
