@@ -375,6 +375,10 @@ def cell_row(run_id: str, dkey: DeviceKey, summary: Row, reps: list[Row]) -> Row
     row["sample_rate_hz"] = _mean([r.get("sample_rate_hz") for r in reps])
     row["samples_file"] = first.get("samples_file")
     row["output_text"] = first.get("output_text")
+    comp = summary.get("compression") or first.get("compression")
+    # "source" (the model file as given), "quantize", "prune+quantize", ...: the paired tests'
+    # default reference is the unmodified source (`reference_order`)
+    row["compression_kind"] = comp.get("kind") if isinstance(comp, dict) else None
     row.update(summary_metrics(summary.get("metrics") or {}))  # the same columns as results.load
     # J/token and tokens/J intervals with the sensor (or calibration) and sampling parts
     row.update(interval_fields(row, bool(summary.get("energy_calibration") or first.get("energy_calibration"))))
@@ -1079,12 +1083,22 @@ VERDICT_NAMES = {"accuracy": "accuracy",
                  "abstention_rate": "abstention rate", "unscorable_rate": "unscorable rate"}
 
 
+def reference_order(c: Row) -> tuple:
+    """Default reference first: the model file used as is, then levels not pruned, then not
+    requantized from a lower-bit source, then higher bits per weight. (A pruned level can have
+    more bits per weight than its source, since its dropped layers were the low-bit ones: in
+    the default matrix q4-drop1 has 7.40 against the Q4_K_M source's 7.36.)"""
+    kind = str(c.get("compression_kind") or "")
+    return (kind != "source", "prune" in kind, bool(c.get("source_quant_type")), _level_order(c))
+
+
 def paired_tests(table: ResultsTable, reference_level: str | None = None) -> list[Row]:
     """Each level against the reference level on the same items (same device, model, workload).
 
-    The reference is `reference_level` when given and present, else the highest-precision level
-    of the group that was not requantized from a lower-bit source (a Q8_0 made from a Q4_K_M
-    file is no better reference than the Q4_K_M it came from). The test is the quality room's
+    The reference is `reference_level` when given and present, else the first by
+    `reference_order`: the unmodified source file, else the highest-precision level that was
+    neither pruned nor requantized from a lower-bit source (a Q8_0 made from a Q4_K_M file is no
+    better reference than the Q4_K_M it came from). The test is the quality room's
     `compare_labels` (McNemar's exact test on per-item correctness, paired by item id, with a
     bootstrap interval of the accuracy difference).
     """
@@ -1104,7 +1118,7 @@ def paired_tests(table: ResultsTable, reference_level: str | None = None) -> lis
             groups.items(), key=lambda kv: (kv[0][0].profile, kv[0][0].hostname, str(kv[0][1:]))):
         if len(cells) < 2:
             continue
-        cells.sort(key=lambda c: (bool(c.get("source_quant_type")), _level_order(c)))
+        cells.sort(key=reference_order)
         ref = next((c for c in cells if c["level"] == reference_level), cells[0])
         ref_rows = table.quality[(ref["run_id"], ref["cell_id"])].pair_rows
         for c in cells:

@@ -151,3 +151,23 @@ def test_page_and_markdown_say_the_criterion_and_how_to_change_it(table, tmp_pat
     best_box = html.split('<div class="best">', 1)[1].split("</section>", 1)[0]
     for label in ("Accuracy", "Hallucination rate (attempted)", "Abstention rate"):
         assert label in best_box
+
+
+def test_default_reference_is_the_unmodified_source_not_a_pruned_level():
+    """A pruned level can have more bits per weight than its source (its dropped layers were
+    low-bit ones): the default matrix's q4-drop1 has 7.40 against Q4_K_M's 7.36. It must not
+    become the reference; neither may a level requantized up from the source."""
+    from harness.report.tables import reference_order
+
+    rows = [{"level": "q4-drop1", "bits_per_weight": 7.40, "compression_kind": "prune+quantize"},
+            {"level": "Q8_0", "bits_per_weight": 8.5, "compression_kind": "quantize",
+             "source_quant_type": "Q4_K_M"},
+            {"level": "Q3_K_M", "bits_per_weight": 7.03, "compression_kind": "quantize",
+             "source_quant_type": "Q4_K_M"},
+            {"level": "Q4_K_M", "bits_per_weight": 7.36, "compression_kind": "source"}]
+    assert [r["level"] for r in sorted(rows, key=reference_order)] == \
+        ["Q4_K_M", "Q8_0", "Q3_K_M", "q4-drop1"]
+    # runs written before records carried the compression kind: bits per weight as before
+    old = [{"level": "F16", "bits_per_weight": 16.0, "source_quant_type": "Q4_K_M"},
+           {"level": "Q4_K_M", "bits_per_weight": 4.8}, {"level": "Q2_K", "bits_per_weight": 3.0}]
+    assert [r["level"] for r in sorted(old, key=reference_order)] == ["Q4_K_M", "Q2_K", "F16"]
