@@ -38,8 +38,8 @@ QUALITY_FLOOR_ALPHA = 0.05  # significance level of the default quality floor an
 CRITERION_HELP = ("Change it with the report's options (python -m harness report): --objective; "
                   "bounds such as --min-accuracy or --max-hallucination-rate; --quality-floor none "
                   "to drop the quality floor; --reference-level LEVEL for the level the floor and "
-                  "the paired tests compare with (default: the highest-precision level not "
-                  "requantized from a lower-bit source). See docs/report.md.")
+                  "the paired tests compare with (default: the model file used as is, else the "
+                  "highest-precision level neither pruned nor requantized). See docs/report.md.")
 MAX_TRACE_POINTS = 600  # per cell, after min/max decimation: keeps 150 cells' SVG small
 EXCERPT_ITEMS = 5  # hallucinated answers inlined per quality cell
 HOST_CHECKED = ("cpu_model", "ram_bytes", "machine", "cores_logical")
