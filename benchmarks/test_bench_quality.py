@@ -1,10 +1,12 @@
 """Quality evaluation speed: items per second per level, one at a time versus batched.
 
-Before: the quality path one answer at a time (`Backend.generate` per prompt, the shared few-shot
-prefix kept in the KV cache). After: `generate_many`, N_PARALLEL prompts decoded together in one
-llama.cpp batch sharing the prefix. Both run on the same loaded model, alternating (before, after,
-before, after), so a busy shared machine slows both alike; the figure to read is the ratio per
-round. Answers must be identical (that is asserted; times never are).
+Before: the quality path, one answer at a time (`Backend.generate` per prompt, the shared
+few-shot prefix kept in the KV cache). After: `LlamaCppBackend.generate_batched`, N_PARALLEL
+prompts decoded together in one llama.cpp batch sharing the prefix. Both run on the same loaded
+model, alternating (before, after, before, after), so a busy shared machine slows both alike; the
+figure to read is the ratio per round. Also reported: how many answers the two agree on,
+token for token (batched decoding is not bit-identical on llama-cpp-python 0.3.36, which is why
+the quality kinds do not use it; docs/quality.md, "Sample sizes"). Times are never asserted.
 
 Levels: the default model's shipped Q4_K_M file plus every level already built in the level
 cache (`python -m harness compress` or a run builds them); nothing is built here.
@@ -64,7 +66,7 @@ def _pass(backend: Any, prompts: list[str], batched: bool) -> tuple[float, list[
     """Items per second of one pass, and its answers (ids, text, stop reason)."""
     backend.llm.reset()  # the first prompt of both passes pays the prefix alike
     t0 = time.monotonic()
-    gens = (backend.generate_many(prompts, MAX_TOKENS, stop=STOP) if batched
+    gens = (backend.generate_batched(prompts, MAX_TOKENS, stop=STOP) if batched
             else [backend.generate(p, MAX_TOKENS, stop=STOP) for p in prompts])
     dt = time.monotonic() - t0
     return len(prompts) / dt, [(g.tokens, g.text, g.stop_reason) for g in gens]
@@ -83,10 +85,11 @@ def _measure(path: Path, prompts: dict[str, list[str]]) -> dict[str, Any]:
             for _ in range(ROUNDS):
                 before, ans_one = _pass(b, ps, batched=False)
                 after, ans_many = _pass(b, ps, batched=True)
-                assert ans_one == ans_many, f"{path.name} {kind}: batched answers differ"
+                assert len(ans_many) == len(ans_one)
                 rounds.append({"one_at_a_time_items_per_s": round(before, 3),
                                "batched_items_per_s": round(after, 3),
-                               "ratio": round(after / before, 2)})
+                               "ratio": round(after / before, 2),
+                               "same_answers": sum(a == m for a, m in zip(ans_one, ans_many))})
             out[kind] = {"items": len(ps), "n_parallel": b.n_parallel, "rounds": rounds}
         return out
     finally:
@@ -111,5 +114,5 @@ def test_bench_quality_items_per_s(benchmark):
         for kind, r in kinds.items():
             print(f"{level:8s} {kind:11s} n={r['items']:3d} " + "  ".join(
                 f"one {x['one_at_a_time_items_per_s']:.2f}/s batched {x['batched_items_per_s']:.2f}/s "
-                f"x{x['ratio']:.2f}" for x in r["rounds"]))
+                f"x{x['ratio']:.2f} same {x['same_answers']}/{r['items']}" for x in r["rounds"]))
     assert results and all(r["rounds"] for kinds in results.values() for r in kinds.values())

@@ -92,9 +92,9 @@ class Backend(ABC):
         """Greedy generations for several prompts, in prompt order; the same answers as calling
         `generate` on each.
 
-        Runtimes that can decode several sequences in one batch override this (llama.cpp does:
-        quality workloads send hundreds of prompts that share a few-shot prefix). Here: one at a
-        time.
+        A runtime may override it with batched decoding only where the answers stay
+        token-for-token the same (llama.cpp's batched decoder does not: see
+        LlamaCppBackend.generate_batched). Here: one at a time.
         """
         return [self.generate(p, max_tokens, stop=stop, add_bos=add_bos) for p in prompts]
 

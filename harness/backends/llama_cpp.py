@@ -17,7 +17,7 @@ from ..errors import HarnessError, ModelError
 from .base import Backend, Generation, RuntimeSettings
 from .llama_cpp_batch import BatchDecoder, first_stop as _first_stop
 
-# Sequences decoded together by generate_many. Measured on the default model, 2 cores
+# Sequences decoded together by generate_batched. Measured on the default model, 2 cores
 # (benchmarks/test_bench_quality.py, docs/quality.md "Sample sizes").
 N_PARALLEL = 8
 
@@ -79,7 +79,7 @@ class LlamaCppBackend(Backend):
         self._llm: Any = None
         self._settings: RuntimeSettings | None = None
         self._batch: BatchDecoder | None = None
-        self.n_parallel = N_PARALLEL  # sequences generate_many decodes together
+        self.n_parallel = N_PARALLEL  # sequences generate_batched decodes together
 
     def load(self, model: Path, settings: RuntimeSettings) -> None:
         import llama_cpp
@@ -163,15 +163,22 @@ class LlamaCppBackend(Backend):
                           token_times_s=tuple(times[:len(out)]), stop_reason=reason,
                           tokens=tuple(out))
 
-    def generate_many(self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] = (),
-                      add_bos: bool = True) -> list[Generation]:
+    def generate_batched(self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] = (),
+                         add_bos: bool = True) -> list[Generation]:
         """Greedy generations decoded `n_parallel` at a time in one batch, sharing the prompts'
-        common prefix (harness.backends.llama_cpp_batch). With reuse_prompt_prefix (quality
-        cells: plain weight layout, see _without_repacked_weights) the answers equal `generate`
-        one at a time (tests/core/test_core_batch_identity.py); with the repacked layout a
-        near-tie can flip. Timestamps are per sequence, inside shared decode calls."""
-        if len(prompts) < 2:
-            return super().generate_many(prompts, max_tokens, stop=stop, add_bos=add_bos)
+        common prefix (harness.backends.llama_cpp_batch). Timestamps are per sequence, inside
+        shared decode calls.
+
+        Not the `generate_many` contract: on llama-cpp-python 0.3.36 the answers are not
+        bit-identical to one at a time. A decode call with k rows takes llama.cpp's multi-row
+        matrix kernels, one row the single-row ones, and they round differently: on the
+        default model's Q2_K one HaluEval answer of 8 changed at its 16th token. Quality
+        workloads therefore decode one prompt at a time; this stays for measuring
+        (benchmarks/test_bench_quality.py) and for runtimes where it pays (docs/quality.md,
+        "Sample sizes"). With n_parallel 1 every call has the shapes of one-at-a-time decoding.
+        """
+        if not prompts:
+            return []
         token_lists = [self.tokenize(p, add_bos=add_bos) for p in prompts]
         n_ctx = self.llm.n_ctx()
         cells = max(len(t) for t in token_lists) + max_tokens

@@ -11,11 +11,16 @@ passes gained nothing measurable there (docs/quality.md, "Sample sizes"); a memo
 (larger weights, longer answers) gains more.
 
 Continuous batching: a sequence that stops (EOS, stop string, max_tokens) frees its cells
-(`llama_memory_seq_rm`) and the next prompt takes its sequence id in the next decode call, so the
-batch stays full. Each sequence's next token is the argmax of its own logits row (ties to the
-lowest id, as llama.cpp's greedy sampler), stop rules are those of `LlamaCppBackend.generate`.
-The answers equal one-at-a-time greedy decoding on this llama.cpp build: checked on the real
-model by tests/core/test_core_batch_identity.py (docs/quality.md, "Sample sizes").
+(`llama_memory_seq_rm`) and the next prompt takes its sequence id, so the batch stays full. Each
+sequence's next token is the argmax of its own logits row (ties to the lowest id, as llama.cpp's
+greedy sampler); stop rules are those of `LlamaCppBackend.generate`.
+
+Not identical to one-at-a-time decoding on llama-cpp-python 0.3.36 (measured on the default
+model, docs/quality.md "Sample sizes"): a row's matrix products depend on how many rows share
+the call (repacked q4_K gemm vs gemv kernels; multi-row vs single-row kernels in the plain
+layout), so a near-tie can flip. With n_parallel 1 every call has one-at-a-time shapes, which
+tests/core/test_core_batch_identity.py uses to check the bookkeeping (positions, prefix copy,
+stops) against `generate`.
 """
 from __future__ import annotations
 
