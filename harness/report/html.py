@@ -731,7 +731,8 @@ def _paired(table: ResultsTable, reference_level: str | None) -> str:
                             _td(f"{r.difference * 100:+.1f}{ci}", r.difference),
                             _td(r.a_only, r.a_only), _td(r.b_only, r.b_only),
                             _td(f"{r.mcnemar_p:.3g}", r.mcnemar_p), badge])
-    verdicts = "".join(f"<li>{_e(v)}</li>" for t in tests for v in t.get("verdicts") or [])
+    verdicts = "".join(f"<li>{_e(t['device_key'].label())} · {_e(t['workload'])}: {_e(v)}</li>"
+                       for t in tests for v in t.get("verdicts") or [])
     return ("<h3>Paired tests against the reference level</h3><p>Same items answered by both "
             "levels; McNemar's exact test on per-item correctness; difference = reference minus "
             "level.</p>" + _table(headers, rows)
