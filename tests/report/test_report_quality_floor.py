@@ -171,3 +171,17 @@ def test_default_reference_is_the_unmodified_source_not_a_pruned_level():
     old = [{"level": "F16", "bits_per_weight": 16.0, "source_quant_type": "Q4_K_M"},
            {"level": "Q4_K_M", "bits_per_weight": 4.8}, {"level": "Q2_K", "bits_per_weight": 3.0}]
     assert [r["level"] for r in sorted(old, key=reference_order)] == ["Q4_K_M", "Q2_K", "F16"]
+
+
+def test_cli_option_sets_the_floor():
+    import argparse
+
+    from harness.cli.report import add_arguments, constraints_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert constraints_from_args(parser.parse_args(["r"]))["quality_floor"] == "reference"
+    args = parser.parse_args(["r", "--quality-floor", "none"])
+    assert Constraints.from_dict(constraints_from_args(args)).quality_floor == "none"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["r", "--quality-floor", "strict"])
