@@ -77,7 +77,7 @@ def run_matrix(options: RunOptions) -> int:
         return 0
     device, cells, todo = pre.device, pre.cells, pre.todo
     carbon = carbon_intensity(matrix.energy)
-    seconds, unknown = estimate_s(todo, load_calibration(device))
+    seconds, unknown = estimate_s(todo, load_calibration(device), device)
     progress = (options.progress or Progress)(cells, options.quiet, calibrated_s=None if unknown else seconds)
     for note in pre.notes:  # e.g. cells the matrix leaves for other devices: said, not dropped
         progress.say(f"note: {note}")

@@ -188,6 +188,11 @@ def cell_weight(cell: Cell) -> float:
 # halved), so a changed machine is followed within a few runs.
 
 CALIBRATION_DIR = "speed-calibration"  # not the energy room's sensor calibrations
+CALIBRATION_FORMAT = 2  # 1 (before 2026-11-30): "kind|model|level" string keys, now ignored
+
+# (profile, emulated, workload kind, model, level); model and level None: the kind's fallback
+RateKey = tuple[str, bool, str, str | None, str | None]
+_ENTRY_FIELDS = ("profile", "emulated", "kind", "model", "level")
 
 
 def _calibration_file() -> Path:
@@ -195,30 +200,49 @@ def _calibration_file() -> Path:
     return cache_dir() / CALIBRATION_DIR / f"{host}.json"
 
 
-def _device_key(device: DeviceChoice) -> str:
+def _device_label(device: DeviceChoice) -> str:
     return device.profile.name + (" emulated" if device.emulated else "")
 
 
-def _cell_keys(cell: Cell) -> tuple[str, str]:
-    return f"{cell.workload.kind}|{cell.model.name}|{cell.level.name}", cell.workload.kind
+def _cell_keys(device: DeviceChoice, cell: Cell) -> tuple[RateKey, RateKey]:
+    base = (device.profile.name, bool(device.emulated), cell.workload.kind)
+    return (*base, cell.model.name, cell.level.name), (*base, None, None)
 
 
-def load_calibration(device: DeviceChoice) -> dict[str, list[float]]:
-    """{key: [seconds, token units]} of this host as this profile; {} when none or unreadable."""
+def _read_rates() -> dict[RateKey, list[float]]:
+    """Every entry of this host's file that is well formed; {} when none or unreadable."""
     try:
         data = json.loads(_calibration_file().read_text())
-        rates = data.get(_device_key(device), {})
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError):
         return {}
-    return {k: v for k, v in rates.items() if isinstance(v, list) and len(v) == 2
-            and all(isinstance(x, (int, float)) and x > 0 for x in v)}
+    if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT \
+            or not isinstance(data.get("entries"), list):
+        return {}
+    rates: dict[RateKey, list[float]] = {}
+    for e in data["entries"]:
+        if not isinstance(e, dict):
+            continue
+        key = tuple(e.get(f) for f in _ENTRY_FIELDS)
+        pair = [e.get("seconds"), e.get("units")]
+        if isinstance(key[0], str) and isinstance(key[1], bool) and isinstance(key[2], str) \
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
+                        for x in pair):
+            rates[key] = [float(pair[0]), float(pair[1])]
+    return rates
 
 
-def estimate_s(cells: Iterable[Cell], rates: dict[str, list[float]]) -> tuple[float, int]:
+def load_calibration(device: DeviceChoice) -> dict[RateKey, list[float]]:
+    """{key: [seconds, token units]} of this host as this profile."""
+    want = (device.profile.name, bool(device.emulated))
+    return {k: v for k, v in _read_rates().items() if k[:2] == want}
+
+
+def estimate_s(cells: Iterable[Cell], rates: dict[RateKey, list[float]],
+               device: DeviceChoice) -> tuple[float, int]:
     """(seconds for the calibrated cells, number of cells without a calibration)."""
     total, unknown = 0.0, 0
     for c in cells:
-        rate = next((rates[k] for k in _cell_keys(c) if k in rates), None)
+        rate = next((rates[k] for k in _cell_keys(device, c) if k in rates), None)
         if rate is None:
             unknown += 1
         else:
@@ -229,34 +253,28 @@ def estimate_s(cells: Iterable[Cell], rates: dict[str, list[float]]) -> tuple[fl
 def record_calibration(device: DeviceChoice, done: Iterable[tuple[Cell, CellOutcome | None]]) -> str | None:
     """Add this run's finished cells to the host's calibration; a warning if it cannot be saved
     (the calibration only informs estimates: it never fails a run)."""
-    sums: dict[str, list[float]] = {}
+    sums: dict[RateKey, list[float]] = {}
     for cell, outcome in done:
         if outcome is None or not outcome.ok or outcome.elapsed_s <= 0:
             continue
-        for k in _cell_keys(cell):
+        for k in _cell_keys(device, cell):
             s = sums.setdefault(k, [0.0, 0.0])
             s[0] += outcome.elapsed_s
             s[1] += cell_weight(cell)
     if not sums:
         return None
-    path = _calibration_file()
-    try:
-        data = json.loads(path.read_text()) if path.exists() else {}
-        if not isinstance(data, dict):
-            data = {}
-    except (OSError, ValueError):
-        data = {}
-    old = data.get(_device_key(device)) if isinstance(data.get(_device_key(device)), dict) else {}
-    merged = {k: v for k, v in old.items() if k not in sums}
+    rates = _read_rates()
     for k, (sec, units) in sums.items():
-        prev = old.get(k) if isinstance(old.get(k), list) and len(old.get(k)) == 2 else [0.0, 0.0]
-        merged[k] = [prev[0] / 2 + sec, prev[1] / 2 + units]
-    data[_device_key(device)] = merged
+        prev = rates.get(k, [0.0, 0.0])
+        rates[k] = [prev[0] / 2 + sec, prev[1] / 2 + units]
+    entries = [{**dict(zip(_ENTRY_FIELDS, k)), "seconds": v[0], "units": v[1]}
+               for k, v in sorted(rates.items(), key=lambda kv: [str(x) for x in kv[0]])]
+    path = _calibration_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".calibration-", dir=path.parent)
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
+            json.dump({"format": CALIBRATION_FORMAT, "entries": entries}, f, indent=1)
         os.replace(tmp, path)
     except OSError as e:
         return f"the speed calibration of this host was not saved ({path}: {e.strerror or e})"
@@ -265,15 +283,15 @@ def record_calibration(device: DeviceChoice, done: Iterable[tuple[Cell, CellOutc
 
 def estimate_text(cells: list[Cell], device: DeviceChoice, n_builds: int) -> str:
     """The time the cells should take here, in minutes, or why it is unknown."""
-    seconds, unknown = estimate_s(cells, load_calibration(device))
+    seconds, unknown = estimate_s(cells, load_calibration(device), device)
     builds = f"; not counting {n_builds} level build(s)" if n_builds else ""
     if unknown == len(cells):
         return ("estimated time: unknown (no earlier run on this host as "
-                f"{_device_key(device)} to calibrate it; the ETA appears after the first cell{builds})")
+                f"{_device_label(device)} to calibrate it; the ETA appears after the first cell{builds})")
     part = f" for {len(cells) - unknown} of {len(cells)} cells ({unknown} have no calibration yet)" \
         if unknown else ""
     return (f"estimated time: about {max(1, round(seconds / 60))} min{part} (calibrated by earlier "
-            f"runs on this host as {_device_key(device)}{builds})")
+            f"runs on this host as {_device_label(device)}{builds})")
 
 
 # ------------------------------------------------------------------------------------------------

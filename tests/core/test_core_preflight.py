@@ -4,6 +4,8 @@ exists, all of them listed, one line each naming file, key path and what is allo
 fixture sysfs tree keep these fast; the default model is only read, never run."""
 from __future__ import annotations
 
+import json
+
 import shutil
 import textwrap
 from collections import namedtuple
@@ -211,6 +213,31 @@ def test_the_estimate_is_minutes_from_this_hosts_earlier_cells(tmp_path, monkeyp
     assert "unknown" in planning.estimate_text([a, b], emulated, 0)  # another profile, other speed
     progress = planning.Progress([a, b], quiet=True, calibrated_s=540.0)
     assert progress.eta() == "ETA 9m00s (from earlier runs on this host)"
+    # the file keeps its keys as fields, never as one composite string
+    saved = json.loads(planning._calibration_file().read_text())
+    assert saved["format"] == planning.CALIBRATION_FORMAT
+    assert {(e["profile"], e["emulated"], e["kind"], e["model"], e["level"])
+            for e in saved["entries"]} == {(device.profile.name, False, "generation", None, None),
+                                           (device.profile.name, False, "generation", "gemma",
+                                            a.level.name)}
+
+
+def test_an_old_or_broken_speed_calibration_reads_as_none(tmp_path, monkeypatch):
+    from harness.run import planning
+
+    monkeypatch.setattr(planning, "cache_dir", lambda: tmp_path / "cache")
+    m = _matrix(tmp_path, f"- {{name: gemma, package: {PACKAGE}}}",
+                "- {name: a, kind: generation, prompt: chat_short, max_tokens: 4}")
+    matrix = load_matrix(m, set(devices.load_profiles()))
+    device = planning.choose_device(matrix, None)
+    path = planning._calibration_file()
+    path.parent.mkdir(parents=True)
+    for text in ('{"linux-generic": {"generation": [10.0, 5.0]}}',  # format 1
+                 '{"format": 2, "entries": [{"profile": "linux-generic", "emulated": false, '
+                 '"kind": "generation", "model": null, "level": null, "seconds": -1, "units": 5}]}',
+                 "not json"):
+        path.write_text(text)
+        assert planning.load_calibration(device) == {}
 
 
 def test_named_profiles_left_for_other_devices_are_said(tmp_path):
