@@ -8,7 +8,7 @@ import pytest
 
 from harness.report.soak import soak_svg
 
-from conftest import only_run_dir, run_cli, tiny_matrix
+from tests.conftest import only_run_dir, run_cli, tiny_matrix
 
 SCRIPTED = "{sensor: scripted, rate_hz: 20, baseline_s: 0.2, scripted: {base_w: 5, amplitude_w: 1, period_s: 1}}"
 
