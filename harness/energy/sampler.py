@@ -52,19 +52,15 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         self._sample()
-        return Trace(kind=self.sensor.kind, t_s=np.array(self._t), values=self._values(),
-                     nominal_rate_hz=self.rate_hz, sensor=self.sensor.info(),
-                     read_errors=list(self._errors), read_error_count=self._error_count,
-                     max_power_w=self.sensor.max_power_w, check_stuck=self.sensor.check_stuck)
+        return self._trace(len(self._t))
 
     def snapshot(self) -> Trace:
         """The trace so far, while sampling goes on (a soak's per-window power). Only whole
         samples are taken: the sampler thread appends the time before the value."""
-        n = min(len(self._t), len(self._v))
-        v = np.array(self._v[:n], dtype=float)
-        if self.sensor.kind == "counter" and n:
-            v = v - v[0]
-        return Trace(kind=self.sensor.kind, t_s=np.array(self._t[:n]), values=v,
+        return self._trace(min(len(self._t), len(self._v)))
+
+    def _trace(self, n: int) -> Trace:
+        return Trace(kind=self.sensor.kind, t_s=np.array(self._t[:n]), values=self._values(n),
                      nominal_rate_hz=self.rate_hz, sensor=self.sensor.info(),
                      read_errors=list(self._errors), read_error_count=self._error_count,
                      max_power_w=self.sensor.max_power_w, check_stuck=self.sensor.check_stuck)
@@ -94,8 +90,8 @@ class Sampler:
         self._t.append((t_a + t_b) / 2.0)  # the reading happened somewhere within the read
         self._v.append(value)
 
-    def _values(self) -> np.ndarray:
-        v = np.array(self._v, dtype=float)
+    def _values(self, n: int) -> np.ndarray:
+        v = np.array(self._v[:n], dtype=float)
         if self.sensor.kind == "counter" and len(v):
             v = v - v[0]  # joules since the first read keep full float precision
         return v
