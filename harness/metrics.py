@@ -30,7 +30,6 @@ class Metric:
     fmt: str  # format of the shown value
     doc: str  # what it means, for docs/records.md
     summarised: bool = True  # cell summaries carry mean/median/p90/stdev/CI/n
-    budget: bool = True  # no longer read: `check` limits every summarised metric (budget_sides)
     unstable_check: bool = True  # flagged when stdev > 10% of mean (timing/energy/memory)
 
     @property
@@ -67,7 +66,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
        "Prompt start to the last token (the whole repetition's work)."),
     _m("decode_roofline_fraction", "1", "higher", "latency", "Roofline (decode)", "% of bound",
        100.0, "{:.0f}", "decode tok/s x bytes read per decoded token / measured memory read "
-       "bandwidth: 1.0 is the memory-bandwidth bound.", budget=False),
+       "bandwidth: 1.0 is the memory-bandwidth bound."),
     # memory
     _m("peak_rss_bytes", "B", "lower", "memory", "Peak memory (RSS)", "MiB", 2 ** -20, "{:.0f}",
        "Largest resident set sampled (20 Hz) during the repetition."),
@@ -77,14 +76,14 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
        "{:.0f}", "Resident set right after the model loaded."),
     _m("reference_rss_bytes", "B", None, "memory", "Reference level memory", "MiB", 2 ** -20,
        "{:.0f}", "Fidelity cells: resident set the preloaded reference level added (taken off "
-       "peak_rss_bytes and peak_rss_hwm_bytes, which are the level's own).", budget=False),
+       "peak_rss_bytes and peak_rss_hwm_bytes, which are the level's own)."),
     # energy
     _m("energy_gross_j", "J", "lower", "energy", "Energy (gross)", "J", 1.0, "{:.2f}",
        "Energy over the repetition's window, as the sensor covers it."),
     _m("energy_net_j", "J", "lower", "energy", "Energy (net of idle)", "J", 1.0, "{:.2f}",
        "Gross minus the idle baseline power x window."),
     _m("baseline_power_w", "W", None, "energy", "Idle baseline power", "W", 1.0, "{:.2f}",
-       "Power with the model loaded and idle, measured before the repetitions.", budget=False),
+       "Power with the model loaded and idle, measured before the repetitions."),
     _m("power_avg_w", "W", "lower", "energy", "Average power", "W", 1.0, "{:.2f}",
        "Gross energy / window."),
     _m("power_peak_w", "W", "lower", "energy", "Peak power", "W", 1.0, "{:.2f}",
@@ -107,17 +106,16 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     _m("energy_u_sensor_rel", "1", None, "energy", "Sensor uncertainty", "%", 100.0, "{:.2f}",
        "The sensor's part of the energy's relative standard uncertainty: its stated accuracy "
        "(limit / sqrt 3), or with a calibration applied the fit's and the reference's; null "
-       "when no accuracy is published.", budget=False, unstable_check=False),
+       "when no accuracy is published.", unstable_check=False),
     _m("energy_u_sampling_rel", "1", None, "energy", "Sampling uncertainty", "%", 100.0,
        "{:.2f}", "Sampling's part of the window energy's relative standard uncertainty: one "
-       "reading interval (or the sensor's refresh) / window / sqrt 3; above 1% is flagged.",
-       budget=False, unstable_check=False),
+       "reading interval (or the sensor's refresh) / window / sqrt 3; above 1% is flagged.", unstable_check=False),
     _m("energy_prefill_u_sampling_rel", "1", None, "energy", "Sampling uncertainty (prefill)",
-       "%", 100.0, "{:.2f}", "As energy_u_sampling_rel, over the prefill phase.", budget=False,
+       "%", 100.0, "{:.2f}", "As energy_u_sampling_rel, over the prefill phase.",
        unstable_check=False),
     _m("energy_decode_u_sampling_rel", "1", None, "energy", "Sampling uncertainty (decode)",
        "%", 100.0, "{:.2f}", "As energy_u_sampling_rel, over the decode phase (J/decode "
-       "token).", budget=False, unstable_check=False),
+       "token).", unstable_check=False),
     # quality (rates in [0, 1]; intervals per item as <name>_ci95_low/high)
     _m("hallucination_rate", "1", "lower", "quality", "Hallucination rate", "%", 100.0, "{:.1f}",
        "Hallucinated answers / all items.", **_Q),
@@ -126,7 +124,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     _m("accuracy", "1", "higher", "quality", "Accuracy", "%", 100.0, "{:.1f}",
        "Correct answers / all items.", **_Q),
     _m("abstention_rate", "1", None, "quality", "Abstention rate", "%", 100.0, "{:.1f}",
-       "Abstained answers / all items.", budget=False, **_Q),
+       "Abstained answers / all items.", **_Q),
     _m("empty_rate", "1", "lower", "quality", "Empty answers", "%", 100.0, "{:.1f}",
        "Empty answers / all items.", **_Q),
     _m("unscorable_rate", "1", "lower", "quality", "Unscorable answers", "%", 100.0, "{:.1f}",
@@ -134,7 +132,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
        "items; they count as attempted.", **_Q),
     _m("neither_rate", "1", None, "quality", "Neither right nor hallucinated", "%", 100.0,
        "{:.1f}", "Runs scored by HaluEval's first (F1) rules only: answers close to neither "
-       "reference / all items; `python -m harness rescore` relabels them.", budget=False, **_Q),
+       "reference / all items; `python -m harness rescore` relabels them.", **_Q),
     _m("mc1", "1", "higher", "quality", "TruthfulQA MC1", "%", 100.0, "{:.1f}",
        "Share of questions whose best-scored choice is the true one.", **_Q),
     _m("mc2", "1", "higher", "quality", "TruthfulQA MC2", "%", 100.0, "{:.1f}",
@@ -146,28 +144,28 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     _m("perplexity_ratio", "1", "lower", "quality", "Perplexity ratio vs reference", "x", 1.0,
        "{:.3f}", "Perplexity of the level / perplexity of the reference.", **_Q),
     _m("perplexity", "1", "lower", "quality", "Perplexity", "", 1.0, "{:.2f}",
-       "Perplexity of the level on the fidelity windows.", budget=False, **_Q),
+       "Perplexity of the level on the fidelity windows.", **_Q),
     _m("perplexity_reference", "1", None, "quality", "Perplexity (reference)", "", 1.0, "{:.2f}",
-       "Perplexity of the reference level on the same windows.", budget=False, **_Q),
+       "Perplexity of the reference level on the same windows.", **_Q),
     _m("token_agreement", "1", "higher", "quality", "Token agreement vs llama.cpp", "%", 100.0,
        "{:.1f}", "Share of greedy tokens an ONNX level shares with its GGUF source's llama.cpp "
-       "run (computed across cells by the report).", summarised=False, budget=False, **_Q),
+       "run (computed across cells by the report).", summarised=False, **_Q),
     # counts (summarised: a quality workload's totals, a generation's lengths)
     _m("tokens_in", "tokens", None, "latency", "Prompt tokens", "tokens", 1.0, "{:.0f}",
-       "Tokens of the prompt(s) processed.", budget=False, unstable_check=False),
+       "Tokens of the prompt(s) processed.", unstable_check=False),
     _m("tokens_out", "tokens", None, "latency", "Generated tokens", "tokens", 1.0, "{:.0f}",
-       "Tokens generated.", budget=False, unstable_check=False),
+       "Tokens generated.", unstable_check=False),
     _m("n_items", "items", None, "quality", "Items", "items", 1.0, "{:.0f}",
-       "Quality items scored.", budget=False, unstable_check=False),
+       "Quality items scored.", unstable_check=False),
     _m("n_tokens", "tokens", None, "quality", "Scored tokens", "tokens", 1.0, "{:.0f}",
-       "Token positions scored by fidelity.", budget=False, unstable_check=False),
+       "Token positions scored by fidelity.", unstable_check=False),
     _m("window_s", "s", None, "latency", "Measured window", "s", 1.0, "{:.2f}",
-       "Length of the repetition's energy window.", budget=False),
+       "Length of the repetition's energy window."),
     # sustained use (the `soak` kind; windows in samples/<cell_id>.jsonl, docs/sustained.md)
     _m("soak_tokens_per_s", "tokens/s", "higher", "latency", "Soak speed", "tok/s", 1.0, "{:.1f}",
        "Soak: generated tokens / soak duration (prefill and every answer included)."),
     _m("soak_answers", "answers", None, "latency", "Soak answers", "answers", 1.0, "{:.0f}",
-       "Soak: answers completed.", budget=False, unstable_check=False),
+       "Soak: answers completed.", unstable_check=False),
     _m("soak_burst_tokens_per_s", "tokens/s", "higher", "latency", "Burst speed", "tok/s", 1.0,
        "{:.1f}", "Soak: tokens/s over the first compare_windows windows (device still cool)."),
     _m("soak_sustained_tokens_per_s", "tokens/s", "higher", "latency", "Sustained speed", "tok/s",
@@ -192,7 +190,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
        "answers/%", 1.0, "{:.1f}", "Soak on battery: answers completed per percent, as above."),
     _m("battery_pct_timed", "%", None, "energy", "Battery span timed", "%", 1.0, "{:.2f}",
        "Soak on battery: percent of battery between the first and last gauge step (the "
-       "resolution achieved).", budget=False, unstable_check=False),
+       "resolution achieved).", unstable_check=False),
     _m("battery_life_continuous_s", "s", "higher", "energy", "Battery life (continuous)", "h",
        1 / 3600, "{:.1f}", "Soak on battery: a full battery at the soak's own pace (100% / "
        "percent per second)."),
@@ -204,10 +202,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
        "Offloaded cells: the server's energy over the repetition's window (gross, as its sensor "
        "covers it), from `meter serve` on the server or the level's J/token estimate; the "
        "method is the cell's offload.server_energy.method (measured / estimated / scripted). "
-       "The network in between is not metered.", budget=False),
+       "The network in between is not metered."),
     _m("server_co2e_g", "g", "lower", "energy", "Server carbon", "mg CO2e", 1e3, "{:.2f}",
        "server_energy_j x the server's grid intensity (its own country: offload."
-       "server_carbon_intensity_g_per_kwh).", budget=False),
+       "server_carbon_intensity_g_per_kwh)."),
     _m("network_sent_bytes", "B", "lower", "network", "Sent to the server", "KiB", 2 ** -10,
        "{:.1f}", "HTTP bytes the device sent in the window (request lines, headers, bodies; "
        "not TCP/IP or TLS overhead).", unstable_check=False),
