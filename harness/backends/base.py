@@ -87,17 +87,6 @@ class Backend(ABC):
         unless ignore_eos (fixed-length benchmarks).
         """
 
-    def generate_many(self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] = (),
-                      add_bos: bool = True) -> list[Generation]:
-        """Greedy generations for several prompts, in prompt order; the same answers as calling
-        `generate` on each.
-
-        A runtime may override it with batched decoding only where the answers stay
-        token-for-token the same (llama.cpp's batched decoder does not: see
-        LlamaCppBackend.generate_batched). Here: one at a time.
-        """
-        return [self.generate(p, max_tokens, stop=stop, add_bos=add_bos) for p in prompts]
-
     @abstractmethod
     def tokenize(self, text: str, add_bos: bool = False) -> list[int]: ...
 

@@ -169,7 +169,7 @@ class LlamaCppBackend(Backend):
         common prefix (harness.backends.llama_cpp_batch). Timestamps are per sequence, inside
         shared decode calls.
 
-        Not the `generate_many` contract: on llama-cpp-python 0.3.36 the answers are not
+        Not used by the quality workloads: on llama-cpp-python 0.3.36 the answers are not
         bit-identical to one at a time. A decode call with k rows takes llama.cpp's multi-row
         matrix kernels, one row the single-row ones, and they round differently: on the
         default model's Q2_K one HaluEval answer of 8 changed at its 16th token. Quality

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.backends.base import Backend, RuntimeSettings
+from harness.backends.base import RuntimeSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -72,8 +72,6 @@ def test_prefix_reuse_equals_fresh_decoding(backend):
         fresh.append(backend.generate(p, 24, stop=STOP))
     assert _differ(reused, fresh) == []
     assert any(g.text.strip() for g in reused)
-    # the default generate_many is the same loop
-    assert _differ(reused, Backend.generate_many(backend, prompts, 24, stop=STOP)) == []
 
 
 def test_batched_decoder_one_at_a_time_equals_generate(backend):
