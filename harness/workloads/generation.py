@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 from ..backends.base import Backend
 from ..schema import Node
@@ -29,18 +30,26 @@ class Config:
     def from_node(cls, node: Node) -> "Config":
         node.mapping(("name", "kind", "prompt", "prompt_text", "max_tokens", "stop", "ignore_eos"),
                      required=("name",))
-        if node.has("prompt") == node.has("prompt_text"):
-            raise node.fail(f"give exactly one of 'prompt' (a shipped prompt: {', '.join(BUILTIN_PROMPTS)}) "
-                            "or 'prompt_text' (the prompt itself)")
-        if node.has("prompt"):
-            name = node.get("prompt").str(choices=BUILTIN_PROMPTS)
-            text = load_prompt(name)
-        else:
-            name, text = "inline", node.get("prompt_text").str()
-        stop = tuple(node.get("stop").str_list()) if node.has("stop") else ()
-        return cls(name=node.get("name").str(), prompt_name=name, prompt=text,
-                   max_tokens=node.opt("max_tokens", "int", 64, min=1, max=8192), stop=stop,
-                   ignore_eos=node.opt("ignore_eos", "bool", True))
+        return cls(name=node.get("name").str(), **prompt_fields(node, default_prompt=None))
+
+
+def prompt_fields(node: Node, default_prompt: str | None) -> dict[str, Any]:
+    """What to generate, the same way for every kind that generates from one prompt
+    (generation, soak): a shipped prompt or the text itself, max_tokens, stop, ignore_eos.
+    `default_prompt` None: one of prompt/prompt_text is required."""
+    if node.has("prompt") and node.has("prompt_text") or (
+            default_prompt is None and not node.has("prompt") and not node.has("prompt_text")):
+        raise node.fail(f"give exactly one of 'prompt' (a shipped prompt: {', '.join(BUILTIN_PROMPTS)}) "
+                        "or 'prompt_text' (the prompt itself)")
+    if node.has("prompt_text"):
+        name, text = "inline", node.get("prompt_text").str()
+    else:
+        name = node.get("prompt").str(choices=BUILTIN_PROMPTS) if node.has("prompt") else default_prompt
+        text = load_prompt(name)
+    return {"prompt_name": name, "prompt": text,
+            "max_tokens": node.opt("max_tokens", "int", 64, min=1, max=8192),
+            "stop": tuple(node.get("stop").str_list()) if node.has("stop") else (),
+            "ignore_eos": node.opt("ignore_eos", "bool", True)}
 
 
 def load_prompt(name: str) -> str:

@@ -29,7 +29,7 @@ from ..energy.battery import BatteryFigures, GaugeReading, battery_figures
 from ..errors import HarnessError
 from ..schema import Node
 from .base import WorkloadContext, WorkloadResult
-from .generation import BUILTIN_PROMPTS, load_prompt
+from .generation import prompt_fields
 
 DEFAULT_DURATION_S = 600.0
 DEFAULT_WINDOW_S = 10.0
@@ -60,13 +60,7 @@ class Config:
     @classmethod
     def from_node(cls, node: Node) -> "Config":
         node.mapping(KEYS, required=("name",))
-        if node.has("prompt") and node.has("prompt_text"):
-            raise node.fail("give one of 'prompt' or 'prompt_text', not both")
-        if node.has("prompt_text"):
-            name, text = "inline", node.get("prompt_text").str()
-        else:
-            name = node.get("prompt").str(choices=BUILTIN_PROMPTS) if node.has("prompt") else "chat_short"
-            text = load_prompt(name)
+        prompt = prompt_fields(node, default_prompt="chat_short")
         window_s = node.opt("window_s", "float", DEFAULT_WINDOW_S, min=0.05)
         queries = node.opt("queries", "int", None, min=1)
         duration_s = node.opt("duration_s", "float", None if queries else DEFAULT_DURATION_S, min=0.0)
@@ -79,10 +73,7 @@ class Config:
         if poll_s > window_s:
             raise node.get("state_poll_s").fail(f"must be <= window_s ({window_s:g} s): every "
                                                 "window needs at least one reading of the device")
-        return cls(name=node.get("name").str(), prompt_name=name, prompt=text,
-                   max_tokens=node.opt("max_tokens", "int", 64, min=1, max=8192),
-                   stop=tuple(node.get("stop").str_list()) if node.has("stop") else (),
-                   ignore_eos=node.opt("ignore_eos", "bool", True), duration_s=duration_s,
+        return cls(name=node.get("name").str(), **prompt, duration_s=duration_s,
                    queries=queries, window_s=window_s, state_poll_s=poll_s,
                    compare_windows=node.opt("compare_windows", "int", DEFAULT_COMPARE_WINDOWS, min=1),
                    answers_per_h=node.opt("answers_per_h", "float", None, min=0.001))
