@@ -266,3 +266,56 @@ def test_detect_shows_the_looked_up_figures(machine):
     probe = _estimate_probe(load_profile_file(DEVICES / "linux-generic.yaml"))
     assert probe["ok"] and "tdp_w 8 W, idle_w 0.8 W" in probe["detail"]
     assert "4 W per thread x 2 host CPUs" in probe["detail"]
+
+
+PROC_STAT = ("cpu  2766284 25357 174217 1241129 14982 0 4333 20137 0 0\n"
+             "cpu0 1383142 12678 87108 620564 7491 0 2166 10068 0 0\n"
+             "intr 123456 0 9 0\n")
+
+
+def test_proc_stat_reader_gives_psutils_fields_in_seconds(tmp_path, monkeypatch):
+    """The per-tick reader (one pread of /proc/stat under the sysfs root) returns the cpu line's
+    ticks over SC_CLK_TCK, under psutil.cpu_times' field names, and follows the file as it grows."""
+    import os
+
+    (tmp_path / "proc").mkdir()
+    stat = tmp_path / "proc" / "stat"
+    stat.write_text(PROC_STAT)
+    monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(tmp_path))
+    read = estimate.machine_cpu_times()
+    tick = os.sysconf("SC_CLK_TCK")
+    first = read()
+    assert first.user == pytest.approx(2766284 / tick)
+    assert first.idle == pytest.approx(1241129 / tick)
+    assert first.steal == pytest.approx(20137 / tick)
+    busy, total = estimate._busy_total_s(first)
+    assert busy == pytest.approx((2766284 + 25357 + 174217 + 4333 + 20137) / tick)
+    assert total - busy == pytest.approx((1241129 + 14982) / tick)  # idle + iowait
+    stat.write_text(PROC_STAT.replace("2766284", "2766384"))  # 100 more user ticks
+    assert read().user - first.user == pytest.approx(100 / tick)
+    read.close()
+    with pytest.raises(OSError):
+        read()
+
+
+def test_a_proc_stat_that_does_not_parse_is_not_read_per_tick(tmp_path, monkeypatch):
+    import psutil
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "stat").write_text("intr 1 2 3\n")
+    monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(tmp_path))
+    assert estimate.machine_cpu_times() is psutil.cpu_times
+
+
+def test_estimate_sensor_integrates_the_modelled_power_from_proc_stat(tmp_path, monkeypatch):
+    """Half the CPU time busy between two reads: idle + half the (tdp - idle) swing."""
+    (tmp_path / "proc").mkdir()
+    stat = tmp_path / "proc" / "stat"
+    stat.write_text("cpu  1000 0 0 1000 0 0 0 0 0 0\n")
+    monkeypatch.setenv("HARNESS_SYSFS_ROOT", str(tmp_path))
+    sensor = estimate.CpuTdpEstimate(10.0, 2.0, "test")
+    stat.write_text("cpu  1100 0 0 1100 0 0 0 0 0 0\n")
+    sensor.read_energy_j()
+    assert sensor.utilisation == pytest.approx(0.5)
+    assert sensor.power_w(sensor.utilisation) == pytest.approx(6.0)
+    sensor.close()
