@@ -62,6 +62,13 @@ class WorkloadSpec:
         """Quality kinds may reuse the KV cache of a shared prompt prefix; speed kinds never do."""
         return not is_speed(self.kind)
 
+    @property
+    def context_tokens(self) -> int | None:
+        """The context a kind sizes for itself (llama_bench: its test's tokens, as llama-bench
+        does), overriding runtime.n_ctx; None: the runtime's n_ctx."""
+        tokens = getattr(self.config, "context_tokens", None)
+        return int(tokens) if tokens is not None else None
+
 
 @dataclass(frozen=True)
 class Cell:

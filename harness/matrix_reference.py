@@ -386,7 +386,9 @@ MEANINGS: dict[str, str] = {
     "workloads[kind=soak].compare_windows": "Windows averaged at the start and end for the sustained/burst ratio.",
     "workloads[kind=soak].answers_per_h": "A usage rate for the battery-life figure at that rate.",
     "runtime.n_threads": "Threads (an integer, or a list to sweep).",
-    "runtime.n_ctx": "Context length in tokens (an integer, or a list to sweep).",
+    "runtime.n_ctx": (
+        "Context length in tokens (an integer, or a list to sweep). llama_bench cells use their "
+        "test's N instead, as llama-bench sizes its context (docs/llama-bench.md)."),
     "runtime.n_batch": "Batch size in tokens (an integer, or a list to sweep).",
     "runtime.use_mmap": "Map the model file instead of reading it.",
     "runtime.use_mlock": "Lock the model in memory.",

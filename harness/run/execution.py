@@ -92,6 +92,8 @@ def settings_for(cell: Cell, device: DeviceChoice) -> tuple[RuntimeSettings, Thr
     threads = choose_threads(cell.runtime_overrides.get("n_threads"), profile_threads,
                              getattr(profile, "cores", None), device.emulated)
     known = {k: base[k] for k in ("n_ctx", "n_batch", "use_mmap", "use_mlock", "seed") if k in base}
+    if cell.workload.context_tokens is not None:  # llama_bench: sized to its test, as llama-bench
+        known["n_ctx"] = cell.workload.context_tokens
     settings = RuntimeSettings(**known, n_threads=threads.n_threads,
                                n_threads_batch=threads.n_threads_batch,
                                need_logits=cell.workload.needs_logits,

@@ -83,3 +83,20 @@ def test_llama_bench_test_names_are_validated(tmp_path):
     assert m.workloads[0].repetitions == 3 and m.workloads[0].warmup == 1  # a speed workload
     with pytest.raises(ConfigError, match="pp<N>"):
         _matrix(tmp_path, "{}", "[{name: x, kind: llama_bench, test: tg0}]")
+
+
+def test_llama_bench_cells_size_their_context_to_the_test_others_keep_runtime_n_ctx(tmp_path):
+    """llama-bench runs tg128 in a 128-token context and decode speed depends on the context
+    size, so llama_bench cells take the test's N as n_ctx; a generation keeps runtime.n_ctx."""
+    from harness.devices.profile import get_profile
+    from harness.run.execution import settings_for
+    from harness.run.planning import DeviceChoice
+
+    m = _matrix(tmp_path, "{n_ctx: 1024, n_threads: 2}",
+                "[{name: tg, kind: llama_bench, test: tg128}, {name: pp, kind: llama_bench, test: pp512},"
+                " {name: chat, kind: generation, prompt: chat_short, max_tokens: 4}]")
+    profile = get_profile("linux-generic")
+    device = DeviceChoice(profile=profile, host_profile=profile, emulated=False, detected=None,
+                          detection={})
+    got = {c.workload.name: settings_for(c, device)[0].n_ctx for c in m.cells("linux-generic")}
+    assert got == {"tg": 128, "pp": 512, "chat": 1024}
