@@ -122,21 +122,13 @@ def _sampler_cpu_fraction(window_s: float = 10.0) -> float:
     """CPU seconds per wall second of the energy sampler (estimate sensor) and the RSS watch,
     in steady state: opening the sensor (a one-off CPU-table lookup) and thread start-up happen
     before the measured window, as they happen before a cell's measured window."""
-    from harness.cell import MemoryWatch
-    from harness.energy import EnergyConfig, Sampler, open_sensor
-
-    sensor = open_sensor(EnergyConfig(sensor="estimate"), ["estimate"],
-                         {"tdp_w": 10.0, "idle_w": 1.0, "source": "benchmark"})
-    watch = MemoryWatch().start()
-    sampler = Sampler(sensor, 20, on_tick=watch.ride()).start()  # as in a measured window
+    instruments = _WindowInstruments()
+    instruments(True)  # as in a measured window
     time.sleep(0.5)
     c0, w0 = time.process_time(), time.monotonic()
     time.sleep(window_s)
     fraction = (time.process_time() - c0) / (time.monotonic() - w0)
-    sampler.stop()
-    watch.walk()
-    watch.stop()
-    sensor.close()
+    instruments.close()
     return fraction
 
 
@@ -198,6 +190,11 @@ class _WindowInstruments:
             self.sampler.stop()
             self.watch.walk()
             self.sampler = None
+
+    def close(self) -> None:
+        self(False)
+        self.watch.stop()
+        self.sensor.close()
 
 
 def _poll_like_the_parent(conn: Any, polling: Any, done: Any) -> None:
@@ -292,8 +289,7 @@ def test_harness_overhead_against_bare_loop_and_llama_bench(tmp_path, benchmark)
                                                                 iterations=1)
     instruments = _WindowInstruments()
     info["slots_window_instruments"] = _slot_decode_ratio(path, prompt, n_threads, instruments)
-    instruments.watch.stop()
-    instruments.sensor.close()
+    instruments.close()
     parent = _ParentPolling()
     info["slots_parent_polling"] = _slot_decode_ratio(path, prompt, n_threads, parent)
     parent.close()

@@ -34,7 +34,7 @@ class Sampler:
         self._v: list[float] = []
         self._errors: list[str] = []
         self._error_count = 0
-        # Woken by stop() through a held lock: a timed Lock.acquire costs a quarter less CPU per
+        # Woken by stop() through a held lock: a timed Lock.acquire costs a fifth less CPU per
         # tick than Event.wait (which builds a Condition each call), and the sampler wakes 20
         # times a second beside the measured work (docs/benchmarks.md, "What the harness costs").
         self._wake = threading.Lock()
